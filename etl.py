@@ -1,0 +1,221 @@
+"""Load the song and log data into staging, then merge it into the star schema.
+
+The whole run is one transaction: staging is refreshed, the star tables take what is
+new, the data quality checks run, and only then is anything committed. A run that
+fails or is killed leaves every table as it was. Re-running is safe: star inserts skip
+rows already there.
+
+examples:
+  python etl.py --config dwh.cfg
+  python etl.py --config dwh.cfg --from 2018-11-05 --to 2018-11-05   # one day's log
+  python etl.py --config dwh.cfg --check-only                        # checks, no load
+"""
+
+import logging
+import sys
+import time
+import uuid
+from datetime import date, datetime, timezone
+
+import boto3
+
+import sql_queries
+from sparkify import cli, warehouse
+from sparkify.checks import all_checks, run_checks
+from sparkify.config import LOCAL, load_config
+from sparkify.errors import ChecksFailed, DataError, UsageError
+from sparkify.output import mask_secrets, table
+from sparkify.redshift import copy_statements
+from sparkify.staging import RejectSink, read_jsonpaths, stage_dataset, staging_columns
+
+log = logging.getLogger("sparkify")
+
+
+def parse_day(text):
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a date; use YYYY-MM-DD, for example 2018-11-05") from None
+
+
+def date_window(args):
+    first = parse_day(args.first_day) if args.first_day else None
+    last = parse_day(args.last_day) if args.last_day else None
+    if first and last and first > last:
+        raise UsageError(f"--from {first} is after --to {last}")
+    return first, last
+
+
+# --- Staging -------------------------------------------------------------------------------
+
+
+def stage_local(cursor, config, window, rejects):
+    """Refresh both staging tables from local folders; returns {dataset: Counters}."""
+    event_columns = staging_columns(
+        sql_queries.STAGING_EVENTS, read_jsonpaths(config.get("S3", "LOG_JSONPATH")))
+    datasets = (
+        ("song_data", sql_queries.STAGING_SONGS, config.get("S3", "SONG_DATA"),
+         staging_columns(sql_queries.STAGING_SONGS), None),
+        ("log_data", sql_queries.STAGING_EVENTS, config.get("S3", "LOG_DATA"),
+         event_columns, window),
+    )
+    results = {}
+    for dataset, staging_table, root, columns, files_window in datasets:
+        started = time.perf_counter()
+        cursor.execute(sql_queries.empty_staging_sql(staging_table, LOCAL))
+        counters = stage_dataset(cursor, dataset, staging_table, root, columns, files_window,
+                                 config.repair_mojibake, rejects)
+        report_staging(dataset, staging_table, counters, time.perf_counter() - started)
+        results[dataset] = counters
+    return results
+
+
+def report_staging(dataset, staging_table, counters, seconds):
+    log.info("%-15s %d files, %d records read, %d loaded, %d rejected (%.2f s)",
+             staging_table.name, counters.files, counters.read, counters.loaded,
+             counters.rejected, seconds)
+    notes = [
+        (counters.repaired, "text values repaired (double-encoded UTF-8)"),
+        (counters.truncated, "text values truncated to the column width"),
+        (counters.nul_removed, "text values with NUL characters removed"),
+        (counters.outside_window, "files outside --from/--to skipped"),
+        (len(counters.ignored), "files ignored (not .json or .json.gz): "
+         + ", ".join(p.name for p in counters.ignored[:5])),
+    ]
+    for count, what in notes:
+        if count:
+            log.info("%-15s   %d %s", "", count, what)
+    if counters.files == 0:
+        log.warning("%s: no data files found", dataset)
+
+
+def stage_redshift(cursor, config, window):
+    s3_client = None if window == (None, None) else boto3.client(
+        "s3", region_name=config.get("S3", "REGION"))
+    for staging_table in sql_queries.STAGING_TABLES:
+        cursor.execute(sql_queries.empty_staging_sql(staging_table, config.target))
+    for table_name, copy_sql in copy_statements(config, window, s3_client):
+        _, seconds = warehouse.timed_execute(cursor, copy_sql)
+        log.info("%-15s COPY done (%.2f s)", table_name, seconds)
+
+
+# --- Transform and checks ---------------------------------------------------------------------
+
+
+def transform(cursor):
+    """Merge staging into the star tables; returns {table: rows inserted}."""
+    inserted = {}
+    for table_name, sql in sql_queries.TRANSFORM_STEPS:
+        rows, seconds = warehouse.timed_execute(cursor, sql)
+        if sql.lstrip().startswith("INSERT INTO"):
+            inserted[table_name] = inserted.get(table_name, 0) + rows
+            log.info("%-15s +%d rows (%.2f s)", table_name, rows, seconds)
+        elif sql.lstrip().startswith("DELETE"):
+            log.info("%-15s %d rows to refresh from newer events (%.2f s)", table_name, rows, seconds)
+    return inserted
+
+
+def check_quality(cursor, config):
+    results = run_checks(cursor, all_checks(config), config.target)
+    failed = [result for result in results if not result.passed]
+    for result in failed:
+        log.error("check failed: %s: expected %s, found %s", result.name, result.expected, result.found)
+    log.info("checks: %d passed, %d failed", len(results) - len(failed), len(failed))
+    if failed:
+        raise ChecksFailed(f"{len(failed)} data quality check(s) failed: "
+                           + "; ".join(r.name for r in failed))
+    return results
+
+
+# --- The run ---------------------------------------------------------------------------------
+
+
+def load(conn, config, window):
+    """Stage, transform and check in one transaction; returns the row counts after."""
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    rejects = RejectSink(run_id, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+    try:
+        with warehouse.database_errors_as("the load"), warehouse.transaction(conn) as cur:
+            warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
+            before = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
+            if config.target == LOCAL:
+                stage_local(cur, config, window, rejects)
+                enforce_max_errors(rejects, config.max_errors)
+            else:
+                stage_redshift(cur, config, window)
+            transform(cur)
+            check_quality(cur, config)
+            after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
+    finally:
+        save_rejects(conn, rejects, run_id)
+    log.info("committed run %s\n%s", run_id, summary(before, after))
+    return after
+
+
+def enforce_max_errors(rejects, max_errors):
+    for line in rejects.first:
+        log.warning("rejected %s", line)
+    if rejects.count > max_errors:
+        raise DataError(
+            f"{rejects.count} records rejected, more than [ETL] MAXERROR = {max_errors}; "
+            "nothing was committed. See the lines above and the load_rejects table."
+        )
+
+
+def save_rejects(conn, rejects, run_id):
+    """Rejects are kept even when the run rolled back: they explain why."""
+    if rejects.count and not conn.closed:
+        try:
+            with warehouse.transaction(conn) as cur:
+                rejects.copy_into(cur)
+            log.info("%d rejected records saved in load_rejects (run_id = '%s')",
+                     rejects.count, run_id)
+        except Exception as error:  # noqa: BLE001 - the run's own error matters more
+            log.warning("could not save the rejected records: %s", error)
+    rejects.close()
+
+
+def summary(before, after):
+    rows = [(name, before[name], after[name], after[name] - before[name]) for name in after]
+    return table(rows, ("table", "rows before", "rows after", "added"))
+
+
+def check_only(conn, config):
+    with warehouse.database_errors_as("the checks"), warehouse.transaction(conn) as cur:
+        check_quality(cur, config)
+
+
+def run_etl(args):
+    window = date_window(args)
+    config = load_config(args.config)
+    mask_secrets(config.secrets())
+    conn = warehouse.connect(config)
+    try:
+        if args.check_only:
+            check_only(conn, config)
+        else:
+            load(conn, config, window)
+    finally:
+        conn.close()
+
+
+def build_parser():
+    parser = cli.parser_for(__doc__)
+    parser.add_argument("--from", dest="first_day", metavar="YYYY-MM-DD",
+                        help="load only log files of this day or later (the date in the file name)")
+    parser.add_argument("--to", dest="last_day", metavar="YYYY-MM-DD",
+                        help="load only log files of this day or earlier")
+    parser.add_argument("--check-only", action="store_true",
+                        help="run the data quality checks on the star tables; load nothing")
+    return parser
+
+
+def main(argv=None):
+    args, exit_code = cli.parse(build_parser(), argv)
+    if args is None:
+        return exit_code
+    return cli.run(run_etl, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Helpers behind create_tables.py and etl.py."""

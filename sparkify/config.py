@@ -1,0 +1,218 @@
+"""dwh.cfg: every key, its default, its environment override and its check, in one place.
+
+Any key can be overridden by an environment variable named SPARKIFY_<SECTION>_<KEY>,
+for example SPARKIFY_CLUSTER_DB_PASSWORD, so no password needs to sit in a file.
+Only the keys the chosen TARGET needs are required and checked.
+"""
+
+import configparser
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+from sparkify.errors import ConfigError
+
+LOCAL = "local"
+REDSHIFT = "redshift"
+TARGETS = (LOCAL, REDSHIFT)
+
+S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()/=+\-]*)?")
+IAM_ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/\-]{1,512}")
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+PLACEHOLDER = re.compile(r"<[^<>]*>")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+class Key(NamedTuple):
+    section: str
+    name: str
+    default: str | None  # None: required when the target needs it
+    targets: tuple  # the targets that read this key
+    secret: bool = False
+
+    @property
+    def env_var(self):
+        return f"SPARKIFY_{self.section}_{self.name}"
+
+    @property
+    def label(self):
+        return f"[{self.section}] {self.name}"
+
+
+KEYS = (
+    Key("ETL", "TARGET", LOCAL, TARGETS),
+    Key("ETL", "MAXERROR", "0", TARGETS),
+    Key("ETL", "REPAIR_MOJIBAKE", "true", (LOCAL,)),
+    Key("ETL", "LOCK_TIMEOUT_SECONDS", "60", TARGETS),
+    Key("LOCAL", "DSN", None, (LOCAL,), secret=True),
+    Key("CLUSTER", "HOST", None, (REDSHIFT,)),
+    Key("CLUSTER", "DB_NAME", None, (REDSHIFT,)),
+    Key("CLUSTER", "DB_USER", None, (REDSHIFT,)),
+    Key("CLUSTER", "DB_PASSWORD", None, (REDSHIFT,), secret=True),
+    Key("CLUSTER", "DB_PORT", "5439", (REDSHIFT,)),
+    Key("IAM_ROLE", "ARN", None, (REDSHIFT,)),
+    Key("S3", "LOG_DATA", None, TARGETS),
+    Key("S3", "LOG_JSONPATH", None, TARGETS),
+    Key("S3", "SONG_DATA", None, TARGETS),
+    Key("S3", "REGION", "us-west-2", (REDSHIFT,)),
+)
+KEYS_BY_LABEL = {(key.section, key.name): key for key in KEYS}
+CHECK_SECTION_PREFIX = "CHECK "
+
+
+class UserCheck(NamedTuple):
+    """A data quality check from a [CHECK <name>] section: SQL and the expected result."""
+
+    name: str
+    sql: str
+    expected: str
+
+
+class Config:
+    """Validated settings for one run. Values are read by section and key."""
+
+    def __init__(self, path, values, user_checks):
+        self.path = path
+        self._values = values
+        self.user_checks = user_checks
+
+    def get(self, section, name):
+        return self._values.get((section, name))
+
+    @property
+    def target(self):
+        return self.get("ETL", "TARGET")
+
+    @property
+    def max_errors(self):
+        return int(self.get("ETL", "MAXERROR"))
+
+    @property
+    def repair_mojibake(self):
+        return self.get("ETL", "REPAIR_MOJIBAKE") in TRUE_WORDS
+
+    @property
+    def lock_timeout_seconds(self):
+        return int(self.get("ETL", "LOCK_TIMEOUT_SECONDS"))
+
+    def secrets(self):
+        """Every secret value of this config, to be masked in any output."""
+        found = [self.get(key.section, key.name) for key in KEYS if key.secret]
+        found += dsn_passwords(self.get("LOCAL", "DSN"))
+        found += [os.environ.get(name) for name in AWS_SECRET_ENV_VARS]
+        return [value for value in found if value]
+
+
+AWS_SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
+
+
+def dsn_passwords(dsn):
+    """The password inside a libpq DSN (key=value or URL form), if any."""
+    if not dsn:
+        return []
+    found = re.findall(r"password\s*=\s*'((?:[^'\\]|\\.)*)'|password\s*=\s*(\S+)", dsn)
+    passwords = [quoted or bare for quoted, bare in found]
+    url = re.match(r"postgres(?:ql)?://[^:/@]*:([^@]*)@", dsn)
+    return passwords + ([url.group(1)] if url else [])
+
+
+def load_config(path):
+    """Read, override from the environment and validate; raise ConfigError on any mistake."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} not found: copy dwh.cfg.example to {path.name} and fill it in"
+        )
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str.upper  # keys are case-insensitive, stored upper-case
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as error:
+        first_line = str(error).splitlines()[0]
+        raise ConfigError(f"config file {path} cannot be parsed: {first_line}") from None
+    values = {}
+    target = _raw_value(parser, KEYS_BY_LABEL[("ETL", "TARGET")], path)
+    if target not in TARGETS:
+        raise ConfigError(
+            f"{path}: [ETL] TARGET is {target!r}; use one of: {', '.join(TARGETS)}"
+        )
+    for key in KEYS:
+        if target in key.targets:
+            values[(key.section, key.name)] = _raw_value(parser, key, path)
+    _validate(values, target, path)
+    return Config(path, values, _user_checks(parser, path))
+
+
+def _raw_value(parser, key, path):
+    value = os.environ.get(key.env_var)
+    if value is None and parser.has_option(key.section, key.name):
+        value = parser.get(key.section, key.name)
+    value = value.strip() if value is not None else None
+    if not value:
+        if key.default is not None:
+            return key.default
+        where = "section missing" if not parser.has_section(key.section) else "key missing"
+        raise ConfigError(
+            f"{path}: {key.label} is required ({where}); set it in the file or in {key.env_var}"
+        )
+    if PLACEHOLDER.search(value):
+        shown = "the placeholder" if key.secret else repr(value)
+        raise ConfigError(
+            f"{path}: {key.label} still holds {shown} from dwh.cfg.example; put the real value"
+        )
+    return value
+
+
+def _validate(values, target, path):
+    def fail(label, problem):
+        raise ConfigError(f"{path}: [{label[0]}] {label[1]} {problem}")
+
+    for label in (("ETL", "MAXERROR"), ("ETL", "LOCK_TIMEOUT_SECONDS")):
+        if not values[label].isdigit():
+            fail(label, f"must be a whole number >= 0, not {values[label]!r}")
+    if target == LOCAL:
+        if values[("ETL", "REPAIR_MOJIBAKE")].lower() not in TRUE_WORDS | FALSE_WORDS:
+            fail(("ETL", "REPAIR_MOJIBAKE"), "must be true or false")
+        values[("ETL", "REPAIR_MOJIBAKE")] = values[("ETL", "REPAIR_MOJIBAKE")].lower()
+        for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
+            values[("S3", name)] = _local_path(values[("S3", name)], ("S3", name), path)
+        return
+    port = values[("CLUSTER", "DB_PORT")]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        fail(("CLUSTER", "DB_PORT"), f"must be a port number (1-65535), not {port!r}")
+    if not IAM_ROLE_ARN.fullmatch(values[("IAM_ROLE", "ARN")]):
+        fail(("IAM_ROLE", "ARN"), "is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)")
+    if not AWS_REGION.fullmatch(values[("S3", "REGION")]):
+        fail(("S3", "REGION"), f"is not an AWS region name (like us-west-2): {values[('S3', 'REGION')]!r}")
+    for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
+        value = values[("S3", name)]
+        if not (S3_URL.fullmatch(value) or (name == "LOG_JSONPATH" and value == "auto")):
+            fail(("S3", name), f"must be an s3://bucket/prefix URL for TARGET = redshift, not {value!r}")
+
+
+def _local_path(value, label, config_path):
+    """A local path, relative to the config file's folder; it must exist."""
+    if value.startswith("s3://"):
+        raise ConfigError(
+            f"{config_path}: [{label[0]}] {label[1]} is an S3 URL; TARGET = local reads local folders"
+        )
+    resolved = (config_path.parent / value).resolve()
+    if not resolved.exists():
+        raise ConfigError(f"{config_path}: [{label[0]}] {label[1]} = {value}: {resolved} does not exist")
+    return str(resolved)
+
+
+def _user_checks(parser, path):
+    checks = []
+    for section in parser.sections():
+        if not section.upper().startswith(CHECK_SECTION_PREFIX):
+            continue
+        name = section[len(CHECK_SECTION_PREFIX):].strip()
+        sql = parser.get(section, "SQL", fallback="").strip()
+        expected = parser.get(section, "EXPECTED", fallback="").strip()
+        if not sql or not expected:
+            raise ConfigError(f"{path}: [{section}] needs both SQL and EXPECTED")
+        checks.append(UserCheck(name, sql, expected))
+    return checks

@@ -1,0 +1,215 @@
+"""Find the data files and read JSON objects from them, one record at a time.
+
+A file holds any number of JSON objects: one per line (JSON lines), pretty-printed
+over several lines, or several on one line, as Redshift's COPY accepts. Every piece of
+input becomes either a `Record` or a `Reject` naming its line and the problem, so
+records read = loaded + rejected holds by construction.
+"""
+
+import gzip
+import json
+import re
+import zlib
+from datetime import date
+from pathlib import Path
+from typing import NamedTuple
+
+DATA_SUFFIXES = (".json", ".json.gz")
+BOM = b"\xef\xbb\xbf"
+MAX_RECORD_CHARS = 4 * 1024 * 1024  # Redshift's limit for one JSON object: 4 MB
+EXCERPT_CHARS = 200
+DATE_IN_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+_decoder = json.JSONDecoder()
+
+
+class Record(NamedTuple):
+    line: int
+    value: dict
+
+
+class Reject(NamedTuple):
+    line: int
+    reason: str
+    raw: str
+
+
+class FileListing(NamedTuple):
+    files: list  # data files to load, sorted
+    ignored: list  # files skipped because of their extension
+    outside_window: int  # data files skipped by --from/--to
+
+
+def list_data_files(root, window=None):
+    """Data files under root (a folder or one file), optionally only those of some days.
+
+    window is (first_day, last_day), either may be None; a file belongs to the day in
+    its name (log_data/2018/11/2018-11-05-events.json). Without a day in the name it is
+    outside any window.
+    """
+    root = Path(root)
+    candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    files, ignored, outside = [], [], 0
+    for path in candidates:
+        if not path.name.endswith(DATA_SUFFIXES):
+            ignored.append(path)
+        elif window and not _in_window(path.name, window):
+            outside += 1
+        else:
+            files.append(path)
+    return FileListing(files, ignored, outside)
+
+
+def day_in_name(name):
+    match = DATE_IN_NAME.search(name)
+    if not match:
+        return None
+    try:
+        return date(*map(int, match.groups()))
+    except ValueError:
+        return None
+
+
+def _in_window(name, window):
+    day = day_in_name(name)
+    first, last = window
+    return day is not None and (first is None or day >= first) and (last is None or day <= last)
+
+
+def read_records(path):
+    """Yield a Record or a Reject for every JSON value (or unreadable piece) of a file."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    line_no = 0
+    try:
+        with opener(path, "rb") as handle:
+            reader = _ObjectReader()
+            for line_no, raw in enumerate(handle, start=1):
+                if line_no == 1 and raw.startswith(BOM):
+                    raw = raw[len(BOM):]
+                yield from reader.feed(raw, line_no)
+            yield from reader.finish()
+    except (OSError, EOFError, zlib.error) as error:
+        yield Reject(line_no + 1, f"file cannot be read past this point: {error}", "")
+
+
+def _excerpt(text):
+    text = text.strip()
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+
+
+class _ObjectReader:
+    """Turns lines into records; holds back lines of an object not yet closed."""
+
+    def __init__(self):
+        self.pending = []  # lines of an object that spans several lines
+        self.pending_start = 0
+        self.pending_chars = 0
+
+    def feed(self, raw, line_no):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield from self._reject_pending("JSON object interrupted by an undecodable line")
+            yield Reject(line_no, f"invalid UTF-8 at byte {error.start} of the line",
+                         _excerpt(raw.decode("utf-8", "replace")))
+            return
+        if not self.pending:
+            yield from self._parse_start(text, line_no)
+            return
+        self.pending.append(text)
+        self.pending_chars += len(text)
+        yield from self._parse_pending(line_no, text)
+
+    def finish(self):
+        yield from self._reject_pending("truncated: JSON object not closed at end of file")
+
+    def _parse_start(self, text, line_no):
+        stripped = text.strip()
+        if not stripped:
+            return
+        try:
+            yield _as_record(json.loads(stripped), line_no, stripped)
+            return
+        except json.JSONDecodeError:
+            pass
+        except RecursionError:
+            yield Reject(line_no, "JSON nested too deeply", _excerpt(stripped))
+            return
+        yield from self._scan(text, line_no)
+
+    def _parse_pending(self, line_no, last_line):
+        if self.pending_chars > MAX_RECORD_CHARS:
+            yield from self._reject_pending(f"JSON object larger than {MAX_RECORD_CHARS} characters")
+            return
+        buffer, start = "".join(self.pending), self.pending_start
+        outcome = list(_scan_buffer(buffer, start))
+        if outcome and isinstance(outcome[-1], _Incomplete):
+            self._keep(outcome[-1].text, outcome[-1].line)
+            yield from outcome[:-1]
+            return
+        if outcome and isinstance(outcome[0], Reject) and len(self.pending) > 1:
+            # The open object is broken; report it alone and read the last line afresh.
+            self.pending.pop()
+            yield from self._reject_pending("malformed JSON object")
+            yield from self._parse_start(last_line, line_no)
+            return
+        self._clear()
+        yield from outcome
+
+    def _scan(self, text, line_no):
+        outcome = list(_scan_buffer(text, line_no))
+        if outcome and isinstance(outcome[-1], _Incomplete):
+            self._keep(outcome[-1].text, outcome[-1].line)
+            outcome.pop()
+        yield from outcome
+
+    def _keep(self, text, line):
+        self.pending = [text]
+        self.pending_start = line
+        self.pending_chars = len(text)
+
+    def _clear(self):
+        self.pending, self.pending_chars = [], 0
+
+    def _reject_pending(self, reason):
+        if self.pending:
+            yield Reject(self.pending_start, reason, _excerpt("".join(self.pending)))
+        self._clear()
+
+
+class _Incomplete(NamedTuple):
+    text: str
+    line: int
+
+
+def _scan_buffer(buffer, first_line):
+    """Yield each JSON value in buffer; an unfinished last value comes back as _Incomplete."""
+    pos, end = 0, len(buffer)
+    while True:
+        while pos < end and buffer[pos] in " \t\r\n":
+            pos += 1
+        if pos >= end:
+            return
+        line = first_line + buffer.count("\n", 0, pos)
+        try:
+            value, next_pos = _decoder.raw_decode(buffer, pos)
+        except json.JSONDecodeError as error:
+            if error.pos >= end:
+                yield _Incomplete(buffer[pos:], line)
+            else:
+                yield Reject(line, f"malformed JSON: {error.msg} (column {error.colno})",
+                             _excerpt(buffer[pos:]))
+            return
+        except RecursionError:
+            yield Reject(line, "JSON nested too deeply", _excerpt(buffer[pos:]))
+            return
+        yield _as_record(value, line, buffer[pos:next_pos])
+        pos = next_pos
+
+
+def _as_record(value, line, text):
+    if isinstance(value, dict):
+        return Record(line, value)
+    kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(value))
+    kind = kind or ("null" if value is None else "a number")
+    return Reject(line, f"expected a JSON object, found {kind}", _excerpt(text))

@@ -1,0 +1,61 @@
+"""Run output: one logging line per step, secrets masked, a summary table at the end."""
+
+import logging
+import sys
+
+LOGGER_NAME = "sparkify"
+HANDLER_NAME = "sparkify-console"
+MASK = "********"
+
+
+class MaskSecrets(logging.Filter):
+    """Replaces every known secret value in a log record's final text."""
+
+    def __init__(self, secrets):
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def filter(self, record):
+        message = record.getMessage()
+        for secret in self.secrets:
+            message = message.replace(secret, MASK)
+        record.msg, record.args = message, None
+        return True
+
+
+def configure_logging(quiet=False, verbose=False, secrets=()):
+    """Log to stdout (a notebook shows it); calling again replaces the previous handler."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        if handler.get_name() == HANDLER_NAME:
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(MaskSecrets(secrets))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def mask_secrets(secrets):
+    """Add secrets (known only after the config is read) to the console handler's mask."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in logger.handlers:
+        if handler.get_name() == HANDLER_NAME:
+            handler.filters = [MaskSecrets(secrets)]
+
+
+def table(rows, headers):
+    """Aligned plain-text table: numbers right-aligned, text left-aligned."""
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if n else v.ljust(w)
+                         for v, w, n in zip(values, widths, numeric)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])

@@ -1,0 +1,119 @@
+"""Connecting to the warehouse, one transaction per run, the run lock, timed steps."""
+
+import logging
+import time
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.errors
+
+import sql_queries
+from sparkify.config import LOCAL
+from sparkify.errors import DatabaseError, WarehouseBusy
+
+log = logging.getLogger("sparkify")
+
+CONNECT_ATTEMPTS = 4
+FIRST_RETRY_DELAY_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 10
+# Any 64-bit number, the same for every run against one database.
+RUN_LOCK_KEY = 5_350_001_142
+
+
+def connect(config, attempts=CONNECT_ATTEMPTS, first_delay=FIRST_RETRY_DELAY_SECONDS):
+    """Open a connection; transient failures are retried with doubling delays."""
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return _connect_once(config)
+        except psycopg2.OperationalError as error:
+            reason = _first_line(error)
+            if attempt == attempts or _is_permanent(reason):
+                raise DatabaseError(f"cannot connect to the {config.target} warehouse: {reason}") from None
+            log.warning("connection failed (attempt %d of %d): %s; retrying in %.0f s",
+                        attempt, attempts, reason, delay)
+            time.sleep(delay)
+            delay *= 2
+
+
+def _connect_once(config):
+    if config.target == LOCAL:
+        return psycopg2.connect(config.get("LOCAL", "DSN"), connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    return psycopg2.connect(
+        host=config.get("CLUSTER", "HOST"),
+        dbname=config.get("CLUSTER", "DB_NAME"),
+        user=config.get("CLUSTER", "DB_USER"),
+        password=config.get("CLUSTER", "DB_PASSWORD"),
+        port=int(config.get("CLUSTER", "DB_PORT")),
+        sslmode="require",
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    )
+
+
+def _is_permanent(reason):
+    """Mistakes that no retry will fix: wrong password, unknown user or database."""
+    return any(text in reason for text in ("authentication failed", "does not exist", "invalid dsn"))
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def transaction(conn):
+    """Commit on success; on any error roll back (or, if the server is gone, let it)."""
+    try:
+        yield conn.cursor()
+        conn.commit()
+    except BaseException:
+        try:
+            conn.rollback()
+        except psycopg2.Error:
+            pass  # the server aborted the transaction when the connection went away
+        raise
+
+
+@contextmanager
+def database_errors_as(what):
+    """psycopg2 errors inside become one-line DatabaseErrors naming the step."""
+    try:
+        yield
+    except psycopg2.Error as error:
+        raise DatabaseError(f"{what} failed: {_first_line(error)}") from None
+
+
+def acquire_run_lock(cursor, engine, timeout_seconds):
+    """One etl.py run at a time per warehouse; the lock ends with the run's transaction."""
+    if engine == LOCAL:
+        cursor.execute("SET LOCAL lock_timeout = %s", (f"{int(timeout_seconds)}s",))
+        statement = "SELECT pg_advisory_xact_lock(%s)"
+        parameters = (RUN_LOCK_KEY,)
+    else:
+        cursor.execute(f"SET statement_timeout TO {int(timeout_seconds) * 1000}")
+        cursor.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
+        statement, parameters = sql_queries.RUN_LOCK_TABLE_LOCK, None
+    try:
+        cursor.execute(statement, parameters)
+    except (psycopg2.errors.LockNotAvailable, psycopg2.errors.QueryCanceled):
+        raise WarehouseBusy(
+            f"another etl.py run is loading this warehouse; waited {timeout_seconds} s "
+            "([ETL] LOCK_TIMEOUT_SECONDS). Try again when it has finished."
+        ) from None
+    if engine != LOCAL:
+        cursor.execute("SET statement_timeout TO 0")
+
+
+def timed_execute(cursor, sql, parameters=None):
+    """Run one statement; return (rows affected, seconds)."""
+    started = time.perf_counter()
+    cursor.execute(sql, parameters)
+    return cursor.rowcount, time.perf_counter() - started
+
+
+def count_rows(cursor, tables):
+    counts = {}
+    for table in tables:
+        cursor.execute(f"SELECT COUNT(*) FROM {table.name}")
+        counts[table.name] = cursor.fetchone()[0]
+    return counts

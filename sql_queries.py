@@ -1,0 +1,625 @@
+"""Every DDL, COPY and INSERT…SELECT the pipeline runs.
+
+SQL only: table definitions, statement constants and small pure builders. Nothing here
+reads configuration or touches a database; the scripts pass values in.
+
+Each table is defined once (`Table`). `create_table_sql(table, engine)` is the one place
+where the PostgreSQL DDL is derived from the Redshift DDL: PostgreSQL gets the same
+columns and keys without Redshift's distribution and sort clauses.
+
+The transform statements (`TRANSFORM_STEPS`) are the same text on both engines and use
+only SQL that Redshift supports: no ON CONFLICT, DISTINCT ON, RETURNING, SERIAL, JSON
+operators or generate_series. Re-runs are safe because every insert is an anti-join
+against what the star table already holds.
+"""
+
+import re
+from typing import NamedTuple
+
+REDSHIFT = "redshift"
+POSTGRES = "local"
+ENGINES = (POSTGRES, REDSHIFT)
+
+
+class Table(NamedTuple):
+    name: str
+    columns: tuple  # ((column, "TYPE [NOT NULL]"), ...)
+    keys: tuple = ()  # table constraints, e.g. "PRIMARY KEY (song_id)"
+    redshift_layout: str = ""  # DISTSTYLE / DISTKEY / SORTKEY, Redshift only
+
+    @property
+    def column_names(self):
+        return [name for name, _ in self.columns]
+
+
+# --- Staging: the raw JSON, camelCase renamed to snake_case once, here. -------------
+
+# Column order is the order of the JSONPaths file (log_json_path.json): Redshift maps
+# the n-th path to the n-th column, and so does the local loader.
+STAGING_EVENTS = Table(
+    name="staging_events",
+    columns=(
+        ("artist", "VARCHAR(512)"),
+        ("auth", "VARCHAR(32)"),
+        ("first_name", "VARCHAR(256)"),
+        ("gender", "VARCHAR(16)"),
+        ("item_in_session", "INTEGER NOT NULL"),
+        ("last_name", "VARCHAR(256)"),
+        ("length", "DOUBLE PRECISION"),
+        ("level", "VARCHAR(16)"),
+        ("location", "VARCHAR(512)"),
+        ("method", "VARCHAR(16)"),
+        ("page", "VARCHAR(64)"),
+        ("registration", "DOUBLE PRECISION"),
+        ("session_id", "INTEGER NOT NULL"),
+        ("song", "VARCHAR(512)"),
+        ("status", "INTEGER"),
+        ("ts", "TIMESTAMP NOT NULL"),
+        ("user_agent", "VARCHAR(512)"),
+        ("user_id", "VARCHAR(32)"),
+    ),
+    # Staging is read whole by every transform: spread it evenly.
+    redshift_layout="DISTSTYLE EVEN",
+)
+
+# Column names equal the JSON field names: COPY … JSON 'auto' maps them by name.
+STAGING_SONGS = Table(
+    name="staging_songs",
+    columns=(
+        ("num_songs", "INTEGER"),
+        ("artist_id", "VARCHAR(32) NOT NULL"),
+        ("artist_latitude", "DOUBLE PRECISION"),
+        ("artist_longitude", "DOUBLE PRECISION"),
+        ("artist_location", "VARCHAR(512)"),
+        ("artist_name", "VARCHAR(512)"),
+        ("song_id", "VARCHAR(32) NOT NULL"),
+        ("title", "VARCHAR(512)"),
+        ("duration", "DOUBLE PRECISION"),
+        ("year", "INTEGER"),
+    ),
+    redshift_layout="DISTSTYLE EVEN",
+)
+
+# --- Star schema. ---------------------------------------------------------------------
+# Redshift layout: users, songs and artists are small dimensions, copied to every node
+# (DISTSTYLE ALL) so joins to them never move data. time grows with the fact, so it is
+# distributed like the fact, on start_time: the fact's most common join (every
+# by-hour/by-day question) is then local to each slice, start_time has no skew (unlike
+# song_id, NULL for most plays), and both are sorted by time for range-restricted scans.
+
+SONGPLAYS = Table(
+    name="songplays",
+    columns=(
+        ("songplay_id", "CHAR(32) NOT NULL"),  # MD5 of the natural key: stable across loads
+        ("start_time", "TIMESTAMP NOT NULL"),
+        ("user_id", "INTEGER NOT NULL"),
+        ("level", "VARCHAR(16)"),
+        ("song_id", "VARCHAR(32)"),
+        ("artist_id", "VARCHAR(32)"),
+        ("session_id", "INTEGER NOT NULL"),
+        ("item_in_session", "INTEGER NOT NULL"),
+        ("location", "VARCHAR(512)"),
+        ("user_agent", "VARCHAR(512)"),
+    ),
+    keys=(
+        "PRIMARY KEY (songplay_id)",
+        "UNIQUE (user_id, session_id, item_in_session, start_time)",
+    ),
+    redshift_layout="DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)",
+)
+
+USERS = Table(
+    name="users",
+    columns=(
+        ("user_id", "INTEGER NOT NULL"),
+        ("first_name", "VARCHAR(256)"),
+        ("last_name", "VARCHAR(256)"),
+        ("gender", "VARCHAR(16)"),
+        ("level", "VARCHAR(16)"),
+        # The event the attributes were taken from: a later load only overwrites a user
+        # with a newer event.
+        ("latest_event_at", "TIMESTAMP NOT NULL"),
+        ("latest_item_in_session", "INTEGER NOT NULL"),
+    ),
+    keys=("PRIMARY KEY (user_id)",),
+    redshift_layout="DISTSTYLE ALL SORTKEY(user_id)",
+)
+
+SONGS = Table(
+    name="songs",
+    columns=(
+        ("song_id", "VARCHAR(32) NOT NULL"),
+        ("title", "VARCHAR(512)"),
+        ("artist_id", "VARCHAR(32) NOT NULL"),
+        ("year", "INTEGER"),
+        ("duration", "DOUBLE PRECISION"),
+    ),
+    keys=("PRIMARY KEY (song_id)",),
+    redshift_layout="DISTSTYLE ALL SORTKEY(song_id)",
+)
+
+ARTISTS = Table(
+    name="artists",
+    columns=(
+        ("artist_id", "VARCHAR(32) NOT NULL"),
+        ("name", "VARCHAR(512)"),
+        ("location", "VARCHAR(512)"),
+        ("latitude", "DOUBLE PRECISION"),
+        ("longitude", "DOUBLE PRECISION"),
+    ),
+    keys=("PRIMARY KEY (artist_id)",),
+    redshift_layout="DISTSTYLE ALL SORTKEY(artist_id)",
+)
+
+TIME = Table(
+    name="time",
+    columns=(
+        ("start_time", "TIMESTAMP NOT NULL"),
+        ("hour", "SMALLINT NOT NULL"),
+        ("day", "SMALLINT NOT NULL"),
+        ("week", "SMALLINT NOT NULL"),
+        ("month", "SMALLINT NOT NULL"),
+        ("year", "SMALLINT NOT NULL"),
+        ("weekday", "SMALLINT NOT NULL"),  # 0 = Sunday … 6 = Saturday
+    ),
+    keys=("PRIMARY KEY (start_time)",),
+    redshift_layout="DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)",
+)
+
+# Records the local loader could not load, one row each (Redshift keeps its own in
+# stl_load_errors / sys_load_error_detail).
+LOAD_REJECTS = Table(
+    name="load_rejects",
+    columns=(
+        ("run_id", "VARCHAR(32) NOT NULL"),
+        ("rejected_at", "TIMESTAMP NOT NULL"),
+        ("dataset", "VARCHAR(16) NOT NULL"),
+        ("file", "VARCHAR(1024) NOT NULL"),
+        ("line", "INTEGER NOT NULL"),
+        ("reason", "VARCHAR(1024) NOT NULL"),
+        ("raw_value", "VARCHAR(1024)"),
+    ),
+)
+
+STAGING_TABLES = (STAGING_EVENTS, STAGING_SONGS)
+STAR_TABLES = (SONGPLAYS, USERS, SONGS, ARTISTS, TIME)
+
+
+def tables_for(engine):
+    """The tables create_tables.py manages on an engine, in creation order."""
+    local_only = (LOAD_REJECTS,) if engine == POSTGRES else ()
+    return STAGING_TABLES + STAR_TABLES + local_only
+
+
+def create_table_sql(table, engine):
+    """CREATE TABLE for one engine; the only place the two DDL dialects differ."""
+    lines = [f"    {name} {sql_type}" for name, sql_type in table.columns]
+    lines += [f"    {key}" for key in table.keys]
+    body = ",\n".join(lines)
+    layout = f"\n{table.redshift_layout}" if engine == REDSHIFT and table.redshift_layout else ""
+    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n{body}\n){layout}"
+
+
+def drop_table_sql(table):
+    return f"DROP TABLE IF EXISTS {table.name}"
+
+
+def varchar_width(sql_type):
+    """Byte width of a VARCHAR/CHAR column, or None (Redshift widths count bytes)."""
+    match = re.match(r"(?:VAR)?CHAR\((\d+)\)", sql_type)
+    return int(match.group(1)) if match else None
+
+
+# --- Staging refresh. -----------------------------------------------------------------
+# Redshift's TRUNCATE commits the open transaction, so staging is emptied with DELETE
+# there; the whole run stays one transaction on both engines.
+
+
+def empty_staging_sql(table, engine):
+    verb = "DELETE FROM" if engine == REDSHIFT else "TRUNCATE"
+    return f"{verb} {table.name}"
+
+
+def copy_from_stdin_sql(table):
+    """PostgreSQL: the local loader streams rows in COPY text format."""
+    return f"COPY {table.name} ({', '.join(table.column_names)}) FROM STDIN"
+
+
+# --- Redshift COPY from S3. -------------------------------------------------------------
+# Options are data, joined by one builder (as Airflow's S3ToRedshiftOperator does).
+# Values that sit inside the SQL text are validated by the config and quoted here.
+
+COMMON_COPY_OPTIONS = (
+    "TRUNCATECOLUMNS",
+    "BLANKSASNULL",
+    "EMPTYASNULL",
+    "COMPUPDATE OFF",
+    "STATUPDATE OFF",
+)
+
+
+def quote_literal(value):
+    """A SQL string literal; callers pass values already checked against a strict pattern."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def redshift_copy_sql(table, source, iam_role, region, json_format, max_errors, extra=()):
+    """COPY one staging table from S3 (a prefix, or a manifest with extra=("MANIFEST",))."""
+    options = [
+        f"IAM_ROLE {quote_literal(iam_role)}",
+        f"REGION {quote_literal(region)}",
+        f"FORMAT AS JSON {quote_literal(json_format)}",
+        *extra,
+        *COMMON_COPY_OPTIONS,
+        f"MAXERROR {int(max_errors)}",
+    ]
+    return f"COPY {table.name}\nFROM {quote_literal(source)}\n" + "\n".join(options)
+
+
+def copy_events_sql(source, iam_role, region, jsonpaths, max_errors):
+    return redshift_copy_sql(
+        STAGING_EVENTS,
+        source,
+        iam_role,
+        region,
+        json_format=jsonpaths,
+        max_errors=max_errors,
+        extra=("TIMEFORMAT 'epochmillisecs'",),
+    )
+
+
+def copy_songs_sql(source, iam_role, region, max_errors):
+    return redshift_copy_sql(STAGING_SONGS, source, iam_role, region, "auto", max_errors)
+
+
+# --- Transform: staging → star, the same text on both engines. ----------------------------
+
+# A play is a NextSong event by a known user; it is matched to the song with the same
+# title and artist name, and among several such songs to the one whose duration is
+# closest to the event's length (ties: smallest song_id). One row per natural key, even
+# when staging holds the same event twice.
+SONGPLAYS_INSERT = """
+INSERT INTO songplays (
+    songplay_id,
+    start_time,
+    user_id,
+    level,
+    song_id,
+    artist_id,
+    session_id,
+    item_in_session,
+    location,
+    user_agent
+)
+WITH plays AS (
+    SELECT
+        e.ts AS start_time,
+        CAST(e.user_id AS INTEGER) AS user_id,
+        e.level,
+        e.session_id,
+        e.item_in_session,
+        e.location,
+        e.user_agent,
+        e.song,
+        e.artist,
+        e.length
+    FROM staging_events AS e
+    WHERE e.page = 'NextSong'
+      AND e.user_id IS NOT NULL
+),
+
+plays_with_best_song AS (
+    SELECT
+        p.*,
+        s.song_id,
+        s.artist_id,
+        ROW_NUMBER() OVER (
+            PARTITION BY p.user_id, p.session_id, p.item_in_session, p.start_time
+            ORDER BY
+                ABS(s.duration - p.length),
+                s.song_id,
+                p.level,
+                p.location,
+                p.user_agent
+        ) AS preference
+    FROM plays AS p
+    LEFT JOIN staging_songs AS s
+        ON s.title = p.song
+       AND s.artist_name = p.artist
+)
+
+SELECT
+    MD5(
+        CAST(b.user_id AS VARCHAR) || '|'
+        || CAST(b.session_id AS VARCHAR) || '|'
+        || CAST(b.item_in_session AS VARCHAR) || '|'
+        || TO_CHAR(b.start_time, 'YYYY-MM-DD HH24:MI:SS.MS')
+    ),
+    b.start_time,
+    b.user_id,
+    b.level,
+    b.song_id,
+    b.artist_id,
+    b.session_id,
+    b.item_in_session,
+    b.location,
+    b.user_agent
+FROM plays_with_best_song AS b
+WHERE b.preference = 1
+  AND NOT EXISTS (
+      SELECT 1
+      FROM songplays AS sp
+      WHERE sp.user_id = b.user_id
+        AND sp.session_id = b.session_id
+        AND sp.item_in_session = b.item_in_session
+        AND sp.start_time = b.start_time
+  )
+"""
+
+# Each user's latest event in this load (by ts, then itemInSession) carries their
+# current name, gender and level. Kept in a temporary table that the two users
+# statements below read (Redshift's DELETE … USING takes tables, not subqueries).
+LATEST_USER_EVENTS_DROP = "DROP TABLE IF EXISTS latest_user_events"
+
+LATEST_USER_EVENTS_CREATE = """
+CREATE TEMP TABLE latest_user_events AS
+SELECT
+    user_id,
+    first_name,
+    last_name,
+    gender,
+    level,
+    latest_event_at,
+    latest_item_in_session
+FROM (
+    SELECT
+        CAST(e.user_id AS INTEGER) AS user_id,
+        e.first_name,
+        e.last_name,
+        e.gender,
+        e.level,
+        e.ts AS latest_event_at,
+        e.item_in_session AS latest_item_in_session,
+        ROW_NUMBER() OVER (
+            PARTITION BY e.user_id
+            ORDER BY e.ts DESC, e.item_in_session DESC, e.session_id DESC
+        ) AS recency
+    FROM staging_events AS e
+    WHERE e.user_id IS NOT NULL
+) AS ranked
+WHERE recency = 1
+"""
+
+# A user already loaded is replaced only by a newer event, so loading an older window
+# after a newer one never brings back an old level.
+USERS_DELETE_OUTDATED = """
+DELETE FROM users
+USING latest_user_events AS latest
+WHERE users.user_id = latest.user_id
+  AND (
+      latest.latest_event_at > users.latest_event_at
+      OR (
+          latest.latest_event_at = users.latest_event_at
+          AND latest.latest_item_in_session > users.latest_item_in_session
+      )
+  )
+"""
+
+USERS_INSERT = """
+INSERT INTO users (
+    user_id,
+    first_name,
+    last_name,
+    gender,
+    level,
+    latest_event_at,
+    latest_item_in_session
+)
+SELECT
+    latest.user_id,
+    latest.first_name,
+    latest.last_name,
+    latest.gender,
+    latest.level,
+    latest.latest_event_at,
+    latest.latest_item_in_session
+FROM latest_user_events AS latest
+WHERE NOT EXISTS (
+    SELECT 1 FROM users AS u WHERE u.user_id = latest.user_id
+)
+"""
+
+# One row per song_id; a song file loaded twice (or two files with one id) yields the
+# row with the smallest title, then duration. Year 0 means unknown in the source: NULL.
+SONGS_INSERT = """
+INSERT INTO songs (
+    song_id,
+    title,
+    artist_id,
+    year,
+    duration
+)
+SELECT
+    song_id,
+    title,
+    artist_id,
+    NULLIF(year, 0),
+    duration
+FROM (
+    SELECT
+        s.*,
+        ROW_NUMBER() OVER (
+            PARTITION BY s.song_id
+            ORDER BY s.title, s.duration, s.artist_id
+        ) AS preference
+    FROM staging_songs AS s
+) AS ranked
+WHERE preference = 1
+  AND NOT EXISTS (
+      SELECT 1 FROM songs AS existing WHERE existing.song_id = ranked.song_id
+  )
+"""
+
+# One row per artist_id. The same id arrives with different name spellings; the
+# artist's row is the song row with the most common spelling (ties: alphabetically
+# first), preferring rows that carry coordinates, then the smallest song_id.
+ARTISTS_INSERT = """
+INSERT INTO artists (
+    artist_id,
+    name,
+    location,
+    latitude,
+    longitude
+)
+SELECT
+    artist_id,
+    artist_name,
+    artist_location,
+    artist_latitude,
+    artist_longitude
+FROM (
+    SELECT
+        counted.*,
+        ROW_NUMBER() OVER (
+            PARTITION BY counted.artist_id
+            ORDER BY
+                counted.spelling_count DESC,
+                counted.artist_name,
+                CASE WHEN counted.artist_latitude IS NULL THEN 1 ELSE 0 END,
+                counted.song_id
+        ) AS preference
+    FROM (
+        SELECT
+            s.*,
+            COUNT(*) OVER (PARTITION BY s.artist_id, s.artist_name) AS spelling_count
+        FROM staging_songs AS s
+    ) AS counted
+) AS ranked
+WHERE preference = 1
+  AND NOT EXISTS (
+      SELECT 1 FROM artists AS existing WHERE existing.artist_id = ranked.artist_id
+  )
+"""
+
+# One row per distinct play time; EXTRACT(WEEK) is the ISO week, DOW 0 = Sunday.
+TIME_INSERT = """
+INSERT INTO time (
+    start_time,
+    hour,
+    day,
+    week,
+    month,
+    year,
+    weekday
+)
+SELECT
+    new_times.start_time,
+    EXTRACT(HOUR FROM new_times.start_time),
+    EXTRACT(DAY FROM new_times.start_time),
+    EXTRACT(WEEK FROM new_times.start_time),
+    EXTRACT(MONTH FROM new_times.start_time),
+    EXTRACT(YEAR FROM new_times.start_time),
+    EXTRACT(DOW FROM new_times.start_time)
+FROM (
+    SELECT DISTINCT sp.start_time
+    FROM songplays AS sp
+    WHERE NOT EXISTS (
+        SELECT 1 FROM time AS t WHERE t.start_time = sp.start_time
+    )
+) AS new_times
+"""
+
+# (table, statement) in run order; songplays before time, which is derived from it.
+TRANSFORM_STEPS = (
+    ("songplays", SONGPLAYS_INSERT),
+    ("latest_user_events", LATEST_USER_EVENTS_DROP),
+    ("latest_user_events", LATEST_USER_EVENTS_CREATE),
+    ("users", USERS_DELETE_OUTDATED),
+    ("users", USERS_INSERT),
+    ("songs", SONGS_INSERT),
+    ("artists", ARTISTS_INSERT),
+    ("time", TIME_INSERT),
+)
+
+
+# Redshift: one etl.py run at a time, by locking a table of its own (PostgreSQL uses an
+# advisory lock instead). LOCK waits until the other run's transaction ends.
+RUN_LOCK_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS etl_run_lock (locked_at TIMESTAMP)"
+RUN_LOCK_TABLE_LOCK = "LOCK etl_run_lock"
+
+
+def count_rows_sql(table):
+    return f"SELECT COUNT(*) FROM {table.name}"
+
+
+# --- Data quality checks, run after every load (and by etl.py --check-only). --------------
+# Each query returns one number; the expectation is "0" (nothing wrong found) or "> 0".
+
+NATURAL_KEYS = {
+    "songplays": ("songplay_id",),
+    "users": ("user_id",),
+    "songs": ("song_id",),
+    "artists": ("artist_id",),
+    "time": ("start_time",),
+}
+
+
+def _null_key_check(table, column):
+    return (
+        f"{table}.{column} is never NULL",
+        f"SELECT COUNT(*) FROM {table} WHERE {column} IS NULL",
+        "0",
+    )
+
+
+def _unique_key_check(table, columns):
+    key = ", ".join(columns)
+    return (
+        f"{table} has one row per ({key})",
+        f"SELECT COUNT(*) FROM (\n    SELECT {key}\n    FROM {table}\n"
+        f"    GROUP BY {key}\n    HAVING COUNT(*) > 1\n) AS duplicated",
+        "0",
+    )
+
+
+def _relationship_check(column, parent, parent_column):
+    return (
+        f"every songplays.{column} is in {parent}",
+        f"SELECT COUNT(*)\nFROM songplays AS sp\nWHERE sp.{column} IS NOT NULL\n"
+        f"  AND NOT EXISTS (\n      SELECT 1 FROM {parent} AS p WHERE p.{parent_column} = sp.{column}\n  )",
+        "0",
+    )
+
+
+STAGED_PLAYS_MISSING_CHECK = (
+    "every NextSong event with a user in staging is in songplays",
+    """SELECT COUNT(*)
+FROM staging_events AS e
+WHERE e.page = 'NextSong'
+  AND e.user_id IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1
+      FROM songplays AS sp
+      WHERE sp.user_id = CAST(e.user_id AS INTEGER)
+        AND sp.session_id = e.session_id
+        AND sp.item_in_session = e.item_in_session
+        AND sp.start_time = e.ts
+  )""",
+    "0",
+)
+
+# (name, sql, expected) in run order.
+QUALITY_CHECKS = (
+    *(_null_key_check(table, column)
+      for table, columns in NATURAL_KEYS.items() for column in columns),
+    _null_key_check("songplays", "user_id"),
+    _null_key_check("songplays", "start_time"),
+    *(_unique_key_check(table, columns) for table, columns in NATURAL_KEYS.items()),
+    _unique_key_check("songplays", ("user_id", "session_id", "item_in_session", "start_time")),
+    _relationship_check("user_id", "users", "user_id"),
+    _relationship_check("start_time", "time", "start_time"),
+    _relationship_check("song_id", "songs", "song_id"),
+    _relationship_check("artist_id", "artists", "artist_id"),
+    STAGED_PLAYS_MISSING_CHECK,
+    *((f"{table.name} is not empty", count_rows_sql(table), "> 0") for table in STAR_TABLES),
+)
