@@ -1,0 +1,195 @@
+"""Fixtures: a real PostgreSQL server (started here unless SPARKIFY_TEST_DSN is set),
+a fresh database per test, config files in tmp_path, generated and real sample data."""
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import etl  # noqa: E402
+import sample_data  # noqa: E402
+from sparkify import pg_cluster  # noqa: E402
+
+REAL_SAMPLE = ROOT.parent / "shared" / "data" / "sparkify-sample"
+
+
+@pytest.fixture(scope="session")
+def server_dsn():
+    """DSN of a PostgreSQL server we may create databases on."""
+    given = os.environ.get("SPARKIFY_TEST_DSN")
+    if given:
+        yield given
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="sparkify-test-pg-"))
+    try:
+        pg_cluster.start(data_dir)
+        yield pg_cluster.dsn_for(data_dir, "postgres")
+    finally:
+        pg_cluster.stop(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _admin(server_dsn):
+    conn = psycopg2.connect(server_dsn)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def dsn(server_dsn):
+    """A new, empty database for one test."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    conn = _admin(server_dsn)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    conn.close()
+    yield f"{server_dsn} dbname={name}"
+    conn = _admin(server_dsn)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    conn.close()
+
+
+@pytest.fixture
+def query(dsn):
+    """query(sql, params) -> list of rows, on the test's database."""
+    def run(sql, params=None):
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+    return run
+
+
+def write_config(folder, dsn, data_dir, **settings):
+    """A local-target dwh.cfg for data laid out like the sample; settings go to [ETL]."""
+    data_dir = Path(data_dir)
+    lines = ["[ETL]", "TARGET = local"]
+    lines += [f"{key.upper()} = {value}" for key, value in settings.items()]
+    lines += [
+        "[LOCAL]", f"DSN = {dsn}",
+        "[S3]",
+        f"LOG_DATA = {data_dir / 'log_data'}",
+        f"SONG_DATA = {data_dir / 'song_data'}",
+        f"LOG_JSONPATH = {data_dir / 'log_json_path.json'}",
+    ]
+    path = Path(folder) / "dwh.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def config_for(tmp_path, dsn):
+    """config_for(data_dir, **etl_settings) -> path of a config for this test's database."""
+    return lambda data_dir, **settings: write_config(tmp_path, dsn, data_dir, **settings)
+
+
+@pytest.fixture
+def run(capsys):
+    """run(script_module, *args) -> (exit code, everything printed), in-process."""
+    def invoke(module, *args):
+        code = module.main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """A small generated dataset, shared read-only by the tests."""
+    return sample_data.generate(tmp_path_factory.mktemp("generated"), events=3000, songs=300, seed=7)
+
+
+@pytest.fixture(scope="session")
+def real_sample():
+    if not REAL_SAMPLE.is_dir():
+        pytest.skip(f"the real Sparkify sample is not at {REAL_SAMPLE}")
+    return REAL_SAMPLE
+
+
+@pytest.fixture
+def load(run, config_for):
+    """load(data_dir, *etl_args, **etl_settings): create tables and run etl; returns output."""
+    import create_tables
+
+    def invoke(data_dir, *args, **settings):
+        config = config_for(data_dir, **settings)
+        code, out = run(create_tables, "--config", config)
+        assert code == 0, out
+        code, out = run(etl, "--config", config, *args)
+        assert code == 0, out
+        return out
+    return invoke
+
+
+def event(ts, user="1", session=1, item=0, page="NextSong", **fields):
+    """One eventsim log record with sensible defaults; fields override by JSON name."""
+    record = {
+        "artist": "Artist", "auth": "Logged In", "firstName": "Ann", "gender": "F",
+        "itemInSession": item, "lastName": "Lee", "length": 200.0, "level": "free",
+        "location": "Town, ST", "method": "PUT", "page": page, "registration": 1.5e12,
+        "sessionId": session, "song": "Song", "status": 200, "ts": ts,
+        "userAgent": "Agent", "userId": user,
+    }
+    record.update(fields)
+    return record
+
+
+def song(song_id, title="Song", artist="Artist", duration=200.0, artist_id="AR1", **fields):
+    record = {
+        "num_songs": 1, "artist_id": artist_id, "artist_latitude": None,
+        "artist_longitude": None, "artist_location": "", "artist_name": artist,
+        "song_id": song_id, "title": title, "duration": duration, "year": 2000,
+    }
+    record.update(fields)
+    return record
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """dataset(songs=[...], days={"2018-11-01": [events]}, raw={relpath: bytes}) -> folder."""
+    import json
+
+    def build(songs=(), days=None, raw=None, name="data"):
+        root = tmp_path / name
+        (root / "song_data").mkdir(parents=True, exist_ok=True)
+        (root / "log_data").mkdir(parents=True, exist_ok=True)
+        for index, record in enumerate(songs):
+            (root / "song_data" / f"TR{index:04d}.json").write_text(json.dumps(record))
+        for day, events in (days or {}).items():
+            folder = root / "log_data" / day[:4] / day[5:7]
+            folder.mkdir(parents=True, exist_ok=True)
+            lines = "\n".join(json.dumps(e) for e in events)
+            (folder / f"{day}-events.json").write_text(lines)
+        for relative, content in (raw or {}).items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        paths = {"jsonpaths": [f"$['{f}']" for f in sample_data.JSONPATHS]}
+        (root / "log_json_path.json").write_text(json.dumps(paths))
+        return root
+    return build
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """An S3 client on moto's in-memory S3 (no network)."""
+    import boto3
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-west-2"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield boto3.client("s3", region_name="us-west-2")

@@ -1,0 +1,66 @@
+"""The whole pipeline on the real Udacity sample: the counts measured on it."""
+
+import create_tables
+import etl
+
+EXPECTED_COUNTS = {
+    "staging_events": 8056,
+    "staging_songs": 71,
+    "songplays": 6820,
+    "users": 97,
+    "songs": 71,
+    "artists": 69,
+    "time": 6813,
+}
+
+
+def test_real_sample_builds_the_expected_star_schema(real_sample, load, query):
+    out = load(real_sample)
+    for table, expected in EXPECTED_COUNTS.items():
+        assert query(f"SELECT COUNT(*) FROM {table}") == [(expected,)], table
+    assert "songplays            0        6820   6820" in out
+
+
+def test_real_sample_has_exactly_one_matched_play(real_sample, load, query):
+    load(real_sample)
+    matched = query("SELECT s.title, a.name FROM songplays sp"
+                    " JOIN songs s USING (song_id) JOIN artists a ON a.artist_id = sp.artist_id")
+    assert matched == [("Setanta matins", "Elena")]
+
+
+def test_real_sample_user_levels_come_from_latest_event(real_sample, load, query):
+    load(real_sample)
+    assert query("SELECT level, COUNT(*) FROM users GROUP BY level ORDER BY level") == [
+        ("free", 75), ("paid", 22)]
+
+
+def test_real_sample_start_time_keeps_milliseconds_in_utc(real_sample, load, query):
+    load(real_sample)
+    first, last = query("SELECT MIN(start_time)::text, MAX(start_time)::text FROM songplays")[0]
+    assert query("SELECT MIN(ts)::text, MAX(ts)::text FROM staging_events") == [
+        ("2018-11-01 20:57:10.796", "2018-11-30 19:54:24.796")]
+    assert first.endswith(".796") and last.startswith("2018-11-30")
+
+
+def test_real_sample_bjork_reads_correctly_after_repair(real_sample, load, query):
+    out = load(real_sample)
+    assert query("SELECT COUNT(*) FROM staging_events WHERE artist = 'Björk'")[0][0] > 0
+    assert query("SELECT COUNT(*) FROM staging_events WHERE artist LIKE 'Bj%rk'"
+                 " AND artist <> 'Björk'") == [(0,)]
+    assert "346 text values repaired" in out
+
+
+def test_real_sample_rerun_changes_nothing(real_sample, load, run, config_for, query):
+    load(real_sample)
+    snapshot = query("SELECT md5(string_agg(sp::text, ',' ORDER BY songplay_id)) FROM songplays sp")
+    code, out = run(etl, "--config", config_for(real_sample))
+    assert code == 0, out
+    assert query("SELECT md5(string_agg(sp::text, ',' ORDER BY songplay_id)) FROM songplays sp") == snapshot
+    assert query("SELECT COUNT(*) FROM users") == [(97,)]
+
+
+def test_create_tables_drops_what_was_loaded(real_sample, load, run, config_for, query):
+    load(real_sample)
+    code, _ = run(create_tables, "--config", config_for(real_sample))
+    assert code == 0
+    assert query("SELECT COUNT(*) FROM songplays") == [(0,)]
