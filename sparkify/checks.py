@@ -20,6 +20,9 @@ OPERATORS = {
 }
 
 
+CONNECTION_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
 class CheckResult(NamedTuple):
     name: str
     expected: str
@@ -51,6 +54,8 @@ def run_checks(cursor, checks, engine):
     for check in checks:
         try:
             found = _query_result(cursor, check.sql, savepoint=engine == LOCAL)
+        except CONNECTION_LOST:
+            raise  # not the check's fault
         except psycopg2.Error as error:
             if engine != LOCAL:
                 raise
@@ -67,6 +72,8 @@ def _query_result(cursor, sql, savepoint):
     try:
         cursor.execute(sql)
         row = cursor.fetchone()
+    except CONNECTION_LOST:
+        raise
     except psycopg2.Error:
         if savepoint:
             cursor.execute("ROLLBACK TO SAVEPOINT quality_check")

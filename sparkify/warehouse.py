@@ -79,6 +79,11 @@ def database_errors_as(what):
     """psycopg2 errors inside become one-line DatabaseErrors naming the step."""
     try:
         yield
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+        raise DatabaseError(
+            f"{what} failed: {_first_line(error)}; the connection was lost and nothing of "
+            "this run was committed"
+        ) from None
     except psycopg2.Error as error:
         raise DatabaseError(f"{what} failed: {_first_line(error)}") from None
 

@@ -1,0 +1,261 @@
+"""Re-runs, loads by date, merge order, atomicity, one run at a time, quality checks."""
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+import create_tables
+import etl
+import sample_data
+from conftest import ROOT, event, song
+
+STAR = ("songplays", "users", "songs", "artists", "time")
+NOV_1 = 1541030400000
+DAY_MS = 86_400_000
+
+
+def star_snapshot(query):
+    """A fingerprint of every star table's full content (order-insensitive)."""
+    return {
+        table: query(f"SELECT COUNT(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t")[0]
+        for table in STAR
+    }
+
+
+def log_days(data_dir):
+    return sorted(p.name[:10] for p in Path(data_dir, "log_data").rglob("*-events.json"))
+
+
+def fresh_tables(run, config):
+    code, out = run(create_tables, "--config", config)
+    assert code == 0, out
+
+
+def load_days(run, config, days):
+    for day in days:
+        code, out = run(etl, "--config", config, "--from", day, "--to", day)
+        assert code == 0, out
+
+
+@pytest.fixture(scope="module")
+def six_days(tmp_path_factory):
+    return sample_data.generate(tmp_path_factory.mktemp("six-days"), events=2400, songs=200,
+                                seed=11, days=6)
+
+
+def test_rerun_leaves_every_star_table_unchanged(six_days, load, run, config_for, query):
+    load(six_days)
+    first = star_snapshot(query)
+    code, out = run(etl, "--config", config_for(six_days))
+    assert code == 0, out
+    assert star_snapshot(query) == first
+    assert "songplays         " in out and "      0\n" in out  # nothing added
+
+
+@pytest.mark.parametrize("order", ["in date order", "shuffled"])
+def test_day_by_day_loads_equal_one_full_load(order, six_days, load, run, config_for, query):
+    load(six_days)
+    full = star_snapshot(query)
+    config = config_for(six_days)
+    fresh_tables(run, config)
+    days = log_days(six_days)
+    if order == "shuffled":
+        random.Random(3).shuffle(days)
+    load_days(run, config, days)
+    assert star_snapshot(query) == full
+
+
+def test_real_sample_day_by_day_shuffled_equals_full_load(real_sample, load, run, config_for, query):
+    load(real_sample)
+    full = star_snapshot(query)
+    config = config_for(real_sample)
+    fresh_tables(run, config)
+    days = log_days(real_sample)
+    random.Random(5).shuffle(days)
+    load_days(run, config, days)
+    assert star_snapshot(query) == full
+    assert full["songplays"][0] == 6820
+
+
+def test_window_reads_only_the_files_of_those_days(six_days, load, query):
+    out = load(six_days, "--from", "2018-11-02", "--to", "2018-11-03")
+    assert "staging_events  2 files" in out
+    assert "4 files outside --from/--to skipped" in out
+    days = query("SELECT DISTINCT ts::date::text FROM staging_events ORDER BY 1")
+    assert {d for (d,) in days} <= {"2018-11-02", "2018-11-03", "2018-11-04"}  # late sessions spill
+
+
+def test_open_ended_windows(six_days, load):
+    assert "staging_events  2 files" in load(six_days, "--from", "2018-11-05")
+    assert "staging_events  3 files" in load(six_days, "--to", "2018-11-03")
+
+
+def test_bad_window_is_a_usage_error(six_days, run, config_for):
+    code, out = run(etl, "--config", config_for(six_days), "--from", "2018-11-31")
+    assert code == 2 and "error: '2018-11-31' is not a date; use YYYY-MM-DD" in out
+    code, out = run(etl, "--config", config_for(six_days), "--from", "2018-11-05", "--to", "2018-11-01")
+    assert code == 2 and "--from 2018-11-05 is after --to 2018-11-01" in out
+
+
+def test_older_window_loaded_later_keeps_the_newer_level(dataset, run, config_for, query):
+    data = dataset(songs=[song("SO_1")], days={
+        "2018-11-01": [event(NOV_1, level="free")],
+        "2018-11-02": [event(NOV_1 + DAY_MS, level="paid", item=1)],
+    })
+    config = config_for(data)
+    fresh_tables(run, config)
+    load_days(run, config, ["2018-11-02", "2018-11-01"])
+    assert query("SELECT level, latest_event_at::text FROM users") == [("paid", "2018-11-02 00:00:00")]
+    assert query("SELECT COUNT(*) FROM songplays") == [(2,)]
+
+
+def test_newer_window_updates_the_level(dataset, run, config_for, query):
+    data = dataset(songs=[song("SO_1")], days={
+        "2018-11-01": [event(NOV_1, level="free")],
+        "2018-11-02": [event(NOV_1 + DAY_MS, level="paid", item=1)],
+    })
+    config = config_for(data)
+    fresh_tables(run, config)
+    load_days(run, config, ["2018-11-01"])
+    assert query("SELECT level FROM users") == [("free",)]
+    code, out = run(etl, "--config", config, "--from", "2018-11-02")
+    assert code == 0
+    assert "users           1 rows to refresh from newer events" in out
+    assert query("SELECT level FROM users") == [("paid",)]
+
+
+# --- Atomic: a run killed mid-transaction leaves the star tables as they were. ----------------
+
+SLOW_CHECK = "\n[CHECK slow]\nSQL = SELECT COUNT(*) FROM (SELECT pg_sleep(60)) AS s\nEXPECTED = 1\n"
+
+
+def start_slow_run(config, *args):
+    """Start etl.py in a subprocess whose last step (a check) sleeps before the commit."""
+    config.write_text(config.read_text() + SLOW_CHECK)
+    return subprocess.Popen([sys.executable, str(ROOT / "etl.py"), "--config", str(config), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_sleeping_backend(dsn, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()
+            with conn.cursor() as cur:
+                cur.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%'"
+                            " AND pid <> pg_backend_pid() AND datname = current_database()")
+                row = cur.fetchone()
+            if row:
+                return row[0]
+            time.sleep(0.1)
+    finally:
+        conn.close()
+    raise AssertionError("the run never reached its checks")
+
+
+def terminate_backend(dsn, pid):
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    conn.close()
+
+
+@pytest.mark.parametrize("kill", ["pg_terminate_backend", "SIGKILL"])
+def test_run_killed_mid_transaction_leaves_star_tables_as_before(
+        kill, six_days, load, config_for, dsn, query):
+    load(six_days, "--to", "2018-11-02")
+    before = star_snapshot(query)
+    process = start_slow_run(config_for(six_days))
+    pid = wait_for_sleeping_backend(dsn, process)
+    assert query("SELECT COUNT(*) FROM songplays") == [(before["songplays"][0],)]  # not committed yet
+    if kill == "SIGKILL":
+        process.send_signal(signal.SIGKILL)
+    else:
+        terminate_backend(dsn, pid)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0
+    if kill == "pg_terminate_backend":
+        assert "error: the load failed: " in output
+        assert "the connection was lost and nothing of this run was committed" in output
+        assert "Traceback" not in output
+    time.sleep(0.2)
+    assert star_snapshot(query) == before
+
+
+def test_second_run_refuses_while_one_is_running(six_days, load, config_for, dsn, run, tmp_path):
+    load(six_days, "--to", "2018-11-01")
+    process = start_slow_run(config_for(six_days))
+    try:
+        pid = wait_for_sleeping_backend(dsn, process)
+        other = tmp_path / "other"
+        other.mkdir()
+        from conftest import write_config
+        second = write_config(other, dsn, six_days, lock_timeout_seconds=1)
+        started = time.monotonic()
+        code, out = run(etl, "--config", second)
+        assert code == 1
+        assert "another etl.py run is loading this warehouse; waited 1 s" in out
+        assert time.monotonic() - started < 10
+    finally:
+        terminate_backend(dsn, pid)
+        process.communicate(timeout=60)
+
+
+# --- Data quality checks. --------------------------------------------------------------------
+
+def test_check_only_reports_passing_checks(six_days, load, run, config_for):
+    load(six_days)
+    code, out = run(etl, "--config", config_for(six_days), "--check-only")
+    assert code == 0
+    assert "checks: 23 passed, 0 failed" in out
+    assert "songplays" not in out.split("checks:")[0]  # nothing loaded
+
+
+def test_check_only_finds_orphan_songplays(six_days, load, run, config_for, query):
+    load(six_days)
+    query("INSERT INTO songplays (songplay_id, start_time, user_id, session_id, item_in_session)"
+          " VALUES ('x', '2030-01-01', 999999, 1, 1)")
+    code, out = run(etl, "--config", config_for(six_days), "--check-only")
+    assert code == 1
+    assert "check failed: every songplays.user_id is in users: expected 0, found 1" in out
+    assert "check failed: every songplays.start_time is in time: expected 0, found 1" in out
+
+
+def test_failing_user_check_rolls_the_load_back(six_days, run, config_for, query):
+    config = config_for(six_days)
+    fresh_tables(run, config)
+    config.write_text(config.read_text()
+                      + "\n[CHECK no plays at all]\nSQL = SELECT COUNT(*) FROM songplays\nEXPECTED = 0\n")
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "check failed: no plays at all: expected 0, found" in out
+    assert "error: 1 data quality check(s) failed: no plays at all" in out
+    assert query("SELECT COUNT(*) FROM songplays") == [(0,)]
+
+
+def test_user_check_with_comparison_passes(six_days, run, config_for):
+    config = config_for(six_days)
+    fresh_tables(run, config)
+    config.write_text(config.read_text()
+                      + "\n[CHECK some users]\nSQL = SELECT COUNT(*) FROM users\nEXPECTED = >= 10\n")
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert "checks: 24 passed, 0 failed" in out
+
+
+def test_empty_warehouse_fails_the_not_empty_checks(dataset, run, config_for):
+    data = dataset(songs=[song("SO_1")], days={"2018-11-01": [event(NOV_1)]})
+    config = config_for(data)
+    fresh_tables(run, config)
+    code, out = run(etl, "--config", config, "--check-only")
+    assert code == 1
+    assert "check failed: songplays is not empty: expected > 0, found 0" in out
