@@ -39,8 +39,7 @@ def recreate(args):
             create_tables(cur, config.target)
     finally:
         conn.close()
-    log.info("%d tables ready on the %s warehouse", len(sql_queries.tables_for(config.target)),
-             config.target)
+    log.info("%d tables ready on the %s warehouse", len(sql_queries.tables_for(config.target)), config.target)
 
 
 def main(argv=None):

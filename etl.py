@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import boto3
 
@@ -52,35 +52,50 @@ def date_window(args):
 def stage_local(cursor, config, window, rejects):
     """Refresh both staging tables from local folders; returns {dataset: Counters}."""
     event_columns = staging_columns(
-        sql_queries.STAGING_EVENTS, read_jsonpaths(config.get("S3", "LOG_JSONPATH")))
+        sql_queries.STAGING_EVENTS, read_jsonpaths(config.get("S3", "LOG_JSONPATH"))
+    )
     datasets = (
-        ("song_data", sql_queries.STAGING_SONGS, config.get("S3", "SONG_DATA"),
-         staging_columns(sql_queries.STAGING_SONGS), None),
-        ("log_data", sql_queries.STAGING_EVENTS, config.get("S3", "LOG_DATA"),
-         event_columns, window),
+        (
+            "song_data",
+            sql_queries.STAGING_SONGS,
+            config.get("S3", "SONG_DATA"),
+            staging_columns(sql_queries.STAGING_SONGS),
+            None,
+        ),
+        ("log_data", sql_queries.STAGING_EVENTS, config.get("S3", "LOG_DATA"), event_columns, window),
     )
     results = {}
     for dataset, staging_table, root, columns, files_window in datasets:
         started = time.perf_counter()
         cursor.execute(sql_queries.empty_staging_sql(staging_table, LOCAL))
-        counters = stage_dataset(cursor, dataset, staging_table, root, columns, files_window,
-                                 config.repair_mojibake, rejects)
+        counters = stage_dataset(
+            cursor, dataset, staging_table, root, columns, files_window, config.repair_mojibake, rejects
+        )
         report_staging(dataset, staging_table, counters, time.perf_counter() - started)
         results[dataset] = counters
     return results
 
 
 def report_staging(dataset, staging_table, counters, seconds):
-    log.info("%-15s %d files, %d records read, %d loaded, %d rejected (%.2f s)",
-             staging_table.name, counters.files, counters.read, counters.loaded,
-             counters.rejected, seconds)
+    log.info(
+        "%-15s %d files, %d records read, %d loaded, %d rejected (%.2f s)",
+        staging_table.name,
+        counters.files,
+        counters.read,
+        counters.loaded,
+        counters.rejected,
+        seconds,
+    )
     notes = [
         (counters.repaired, "text values repaired (double-encoded UTF-8)"),
         (counters.truncated, "text values truncated to the column width"),
         (counters.nul_removed, "text values with NUL characters removed"),
+        (counters.empty_files, "files held no records"),
         (counters.outside_window, "files outside --from/--to skipped"),
-        (len(counters.ignored), "files ignored (not .json or .json.gz): "
-         + ", ".join(p.name for p in counters.ignored[:5])),
+        (
+            len(counters.ignored),
+            "files ignored (not .json or .json.gz): " + ", ".join(p.name for p in counters.ignored[:5]),
+        ),
     ]
     for count, what in notes:
         if count:
@@ -90,8 +105,7 @@ def report_staging(dataset, staging_table, counters, seconds):
 
 
 def stage_redshift(cursor, config, window):
-    s3_client = None if window == (None, None) else boto3.client(
-        "s3", region_name=config.get("S3", "REGION"))
+    s3_client = None if window == (None, None) else boto3.client("s3", region_name=config.get("S3", "REGION"))
     for staging_table in sql_queries.STAGING_TABLES:
         cursor.execute(sql_queries.empty_staging_sql(staging_table, config.target))
     for table_name, copy_sql in copy_statements(config, window, s3_client):
@@ -122,8 +136,9 @@ def check_quality(cursor, config):
         log.error("check failed: %s: expected %s, found %s", result.name, result.expected, result.found)
     log.info("checks: %d passed, %d failed", len(results) - len(failed), len(failed))
     if failed:
-        raise ChecksFailed(f"{len(failed)} data quality check(s) failed: "
-                           + "; ".join(r.name for r in failed))
+        raise ChecksFailed(
+            f"{len(failed)} data quality check(s) failed: " + "; ".join(r.name for r in failed)
+        )
     return results
 
 
@@ -132,8 +147,8 @@ def check_quality(cursor, config):
 
 def load(conn, config, window):
     """Stage, transform and check in one transaction; returns the row counts after."""
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
-    rejects = RejectSink(run_id, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    rejects = RejectSink(run_id, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
     try:
         with warehouse.database_errors_as("the load"), warehouse.transaction(conn) as cur:
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
@@ -168,8 +183,7 @@ def save_rejects(conn, rejects, run_id):
         try:
             with warehouse.transaction(conn) as cur:
                 rejects.copy_into(cur)
-            log.info("%d rejected records saved in load_rejects (run_id = '%s')",
-                     rejects.count, run_id)
+            log.info("%d rejected records saved in load_rejects (run_id = '%s')", rejects.count, run_id)
         except Exception as error:  # noqa: BLE001 - the run's own error matters more
             log.warning("could not save the rejected records: %s", error)
     rejects.close()
@@ -201,12 +215,20 @@ def run_etl(args):
 
 def build_parser():
     parser = cli.parser_for(__doc__)
-    parser.add_argument("--from", dest="first_day", metavar="YYYY-MM-DD",
-                        help="load only log files of this day or later (the date in the file name)")
-    parser.add_argument("--to", dest="last_day", metavar="YYYY-MM-DD",
-                        help="load only log files of this day or earlier")
-    parser.add_argument("--check-only", action="store_true",
-                        help="run the data quality checks on the star tables; load nothing")
+    parser.add_argument(
+        "--from",
+        dest="first_day",
+        metavar="YYYY-MM-DD",
+        help="load only log files of this day or later (the date in the file name)",
+    )
+    parser.add_argument(
+        "--to", dest="last_day", metavar="YYYY-MM-DD", help="load only log files of this day or earlier"
+    )
+    parser.add_argument(
+        "--check-only",
+        action="store_true",
+        help="run the data quality checks on the star tables; load nothing",
+    )
     return parser
 
 

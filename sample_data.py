@@ -15,25 +15,94 @@ import argparse
 import json
 import random
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 JSONPATHS = [
-    "artist", "auth", "firstName", "gender", "itemInSession", "lastName", "length", "level",
-    "location", "method", "page", "registration", "sessionId", "song", "status", "ts",
-    "userAgent", "userId",
+    "artist",
+    "auth",
+    "firstName",
+    "gender",
+    "itemInSession",
+    "lastName",
+    "length",
+    "level",
+    "location",
+    "method",
+    "page",
+    "registration",
+    "sessionId",
+    "song",
+    "status",
+    "ts",
+    "userAgent",
+    "userId",
 ]
 SYLLABLES = ["ka", "lo", "mi", "ra", "ten", "vo", "sun", "bel", "dor", "fi", "ne", "shu", "ga"]
 NON_ASCII_ARTISTS = ["Björk", "Sigur Rós", "Beyoncé", "Mötley Crüe", "Tiësto", "Céline Dion"]
-WORDS = ["Love", "Night", "Fire", "Road", "Heart", "Rain", "Dream", "Home", "Light", "Gold",
-         "River", "Time", "Dance", "Blue", "Stone", "Wild", "Sky", "Echo", "Paper", "Ghost"]
-FIRST_NAMES = ["Walter", "Kaylee", "Jacob", "Lily", "Chloe", "Aleena", "Tegan", "Jayden",
-               "Zoé", "Renée", "Jörg", "Mohammad", "Layla", "Ryan", "Sara"]
-LAST_NAMES = ["Frye", "Summers", "Klein", "Koch", "Cuevas", "Kirby", "Levine", "Müller",
-              "Núñez", "Graves", "Lynch", "Rhodes", "Patel", "Smith"]
-LOCATIONS = ["San Francisco-Oakland-Hayward, CA", "Phoenix-Mesa-Scottsdale, AZ",
-             "New York-Newark-Jersey City, NY-NJ-PA", "Atlanta-Sandy Springs-Roswell, GA",
-             "Lansing-East Lansing, MI", "Chicago-Naperville-Elgin, IL-IN-WI"]
+WORDS = [
+    "Love",
+    "Night",
+    "Fire",
+    "Road",
+    "Heart",
+    "Rain",
+    "Dream",
+    "Home",
+    "Light",
+    "Gold",
+    "River",
+    "Time",
+    "Dance",
+    "Blue",
+    "Stone",
+    "Wild",
+    "Sky",
+    "Echo",
+    "Paper",
+    "Ghost",
+]
+FIRST_NAMES = [
+    "Walter",
+    "Kaylee",
+    "Jacob",
+    "Lily",
+    "Chloe",
+    "Aleena",
+    "Tegan",
+    "Jayden",
+    "Zoé",
+    "Renée",
+    "Jörg",
+    "Mohammad",
+    "Layla",
+    "Ryan",
+    "Sara",
+]
+LAST_NAMES = [
+    "Frye",
+    "Summers",
+    "Klein",
+    "Koch",
+    "Cuevas",
+    "Kirby",
+    "Levine",
+    "Müller",
+    "Núñez",
+    "Graves",
+    "Lynch",
+    "Rhodes",
+    "Patel",
+    "Smith",
+]
+LOCATIONS = [
+    "San Francisco-Oakland-Hayward, CA",
+    "Phoenix-Mesa-Scottsdale, AZ",
+    "New York-Newark-Jersey City, NY-NJ-PA",
+    "Atlanta-Sandy Springs-Roswell, GA",
+    "Lansing-East Lansing, MI",
+    "Chicago-Naperville-Elgin, IL-IN-WI",
+]
 USER_AGENTS = [
     '"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4) AppleWebKit/537.36 (KHTML, like Gecko) '
     'Chrome/36.0.1985.143 Safari/537.36"',
@@ -41,8 +110,18 @@ USER_AGENTS = [
     '"Mozilla/5.0 (iPhone; CPU iPhone OS 7_1_2 like Mac OS X) AppleWebKit/537.51.2 '
     '(KHTML, like Gecko) Version/7.0 Mobile/11D257 Safari/9537.53"',
 ]
-OTHER_PAGES = ["Home", "Thumbs Up", "Add to Playlist", "Settings", "Help", "About",
-               "Downgrade", "Upgrade", "Logout", "Roll Advert"]
+OTHER_PAGES = [
+    "Home",
+    "Thumbs Up",
+    "Add to Playlist",
+    "Settings",
+    "Help",
+    "About",
+    "Downgrade",
+    "Upgrade",
+    "Logout",
+    "Roll Advert",
+]
 NEXT_SONG_SHARE = 0.82
 LOGGED_OUT_SHARE = 0.035
 MATCHING_PLAY_SHARE = 0.3
@@ -57,8 +136,9 @@ def double_encode(text):
 
 
 def _name(rng, parts=2):
-    return " ".join("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 3))).title()
-                    for _ in range(parts))
+    return " ".join(
+        "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 3))).title() for _ in range(parts)
+    )
 
 
 def _track_id(rng, prefix):
@@ -71,15 +151,17 @@ def make_artists(rng, count):
     for index in range(count):
         name = NON_ASCII_ARTISTS[index] if index < len(NON_ASCII_ARTISTS) else _name(rng)
         has_place = rng.random() < 0.5
-        artists.append({
-            "artist_id": f"AR{index:06d}{rng.randrange(16**10):010X}",
-            "artist_name": name,
-            # A few artists are spelled two ways across their songs, as in the wider data.
-            "alternate_name": f"The {name}" if index % 17 == 5 else None,
-            "artist_location": rng.choice(LOCATIONS) if has_place else "",
-            "artist_latitude": round(rng.uniform(25, 48), 5) if has_place else None,
-            "artist_longitude": round(rng.uniform(-122, -70), 5) if has_place else None,
-        })
+        artists.append(
+            {
+                "artist_id": f"AR{index:06d}{rng.randrange(16**10):010X}",
+                "artist_name": name,
+                # A few artists are spelled two ways across their songs, as in the wider data.
+                "alternate_name": f"The {name}" if index % 17 == 5 else None,
+                "artist_location": rng.choice(LOCATIONS) if has_place else "",
+                "artist_latitude": round(rng.uniform(25, 48), 5) if has_place else None,
+                "artist_longitude": round(rng.uniform(-122, -70), 5) if has_place else None,
+            }
+        )
     return artists
 
 
@@ -95,18 +177,20 @@ def make_songs(rng, count, artists):
             title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3))) + f" {index}"
             duration = round(rng.uniform(90, 420), 5)
         spelled = artist["alternate_name"] if artist["alternate_name"] and index % 2 else None
-        songs.append({
-            "num_songs": 1,
-            "artist_id": artist["artist_id"],
-            "artist_latitude": artist["artist_latitude"],
-            "artist_longitude": artist["artist_longitude"],
-            "artist_location": artist["artist_location"],
-            "artist_name": spelled or artist["artist_name"],
-            "song_id": f"SO{index:06d}{rng.randrange(16**10):010X}",
-            "title": title,
-            "duration": duration,
-            "year": rng.choice([0, 0, rng.randint(1960, 2010)]),
-        })
+        songs.append(
+            {
+                "num_songs": 1,
+                "artist_id": artist["artist_id"],
+                "artist_latitude": artist["artist_latitude"],
+                "artist_longitude": artist["artist_longitude"],
+                "artist_location": artist["artist_location"],
+                "artist_name": spelled or artist["artist_name"],
+                "song_id": f"SO{index:06d}{rng.randrange(16**10):010X}",
+                "title": title,
+                "duration": duration,
+                "year": rng.choice([0, 0, rng.randint(1960, 2010)]),
+            }
+        )
     return songs
 
 
@@ -122,18 +206,21 @@ def make_users(rng, count, first_day, days):
     users = []
     for index in range(count):
         change_day = rng.randrange(1, days) if days > 1 and rng.random() < LEVEL_CHANGE_SHARE else None
-        users.append({
-            "userId": str(index + 1),
-            "firstName": rng.choice(FIRST_NAMES),
-            "lastName": rng.choice(LAST_NAMES),
-            "gender": rng.choice("MF"),
-            "location": rng.choice(LOCATIONS),
-            "userAgent": rng.choice(USER_AGENTS),
-            "registration": float(int(datetime(2018, 10, 1, tzinfo=timezone.utc).timestamp() * 1000)
-                                  + rng.randrange(10**9)),
-            "level": rng.choice(["free", "free", "paid"]),
-            "change_day": first_day + timedelta(days=change_day) if change_day else None,
-        })
+        users.append(
+            {
+                "userId": str(index + 1),
+                "firstName": rng.choice(FIRST_NAMES),
+                "lastName": rng.choice(LAST_NAMES),
+                "gender": rng.choice("MF"),
+                "location": rng.choice(LOCATIONS),
+                "userAgent": rng.choice(USER_AGENTS),
+                "registration": float(
+                    int(datetime(2018, 10, 1, tzinfo=UTC).timestamp() * 1000) + rng.randrange(10**9)
+                ),
+                "level": rng.choice(["free", "free", "paid"]),
+                "change_day": first_day + timedelta(days=change_day) if change_day else None,
+            }
+        )
     return users
 
 
@@ -184,7 +271,7 @@ def session_events(rng, user, session_id, start_ms, items, songs, day):
 def write_day(out, rng, day, event_count, users, songs, session_counter):
     folder = out / "log_data" / f"{day:%Y}" / f"{day:%m}"
     folder.mkdir(parents=True, exist_ok=True)
-    day_start = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+    day_start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
     lines = []
     while len(lines) < event_count:
         user = None if rng.random() < LOGGED_OUT_SHARE else rng.choice(users)
@@ -212,16 +299,18 @@ def generate(out, events, songs, seed=42, days=30, first_day=date(2018, 11, 1)):
     for offset in range(days):
         count = per_day + (1 if offset < remainder else 0)
         if count:
-            write_day(out, rng, first_day + timedelta(days=offset), count, users, catalog,
-                      session_counter)
+            write_day(out, rng, first_day + timedelta(days=offset), count, users, catalog, session_counter)
     jsonpaths = {"jsonpaths": [f"$['{field}']" for field in JSONPATHS]}
     (out / "log_json_path.json").write_text(json.dumps(jsonpaths, indent=4), encoding="utf-8")
     return out
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n")[-1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n\n")[-1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", required=True, type=Path, help="folder to write into")
     parser.add_argument("--events", type=int, default=20_000, help="number of log events")
     parser.add_argument("--songs", type=int, default=2_000, help="number of song files")

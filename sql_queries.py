@@ -610,8 +610,7 @@ WHERE e.page = 'NextSong'
 
 # (name, sql, expected) in run order.
 QUALITY_CHECKS = (
-    *(_null_key_check(table, column)
-      for table, columns in NATURAL_KEYS.items() for column in columns),
+    *(_null_key_check(table, column) for table, columns in NATURAL_KEYS.items() for column in columns),
     _null_key_check("songplays", "user_id"),
     _null_key_check("songplays", "start_time"),
     *(_unique_key_check(table, columns) for table, columns in NATURAL_KEYS.items()),

@@ -19,8 +19,12 @@ def parser_for(script_doc):
         epilog=details.strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                        help="config file (default: dwh.cfg beside the scripts)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="config file (default: dwh.cfg beside the scripts)",
+    )
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--verbose", action="store_true", help="also print each SQL statement")
     return parser

@@ -60,6 +60,8 @@ KEYS = (
 )
 KEYS_BY_LABEL = {(key.section, key.name): key for key in KEYS}
 CHECK_SECTION_PREFIX = "CHECK "
+# A check is one read-only query: it starts with SELECT or WITH and has no second statement.
+CHECK_QUERY = re.compile(r"(?is)\s*(select|with)\b[^;]*;?\s*")
 
 
 class UserCheck(NamedTuple):
@@ -122,9 +124,7 @@ def load_config(path):
     """Read, override from the environment and validate; raise ConfigError on any mistake."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(
-            f"config file {path} not found: copy dwh.cfg.example to {path.name} and fill it in"
-        )
+        raise ConfigError(f"config file {path} not found: copy dwh.cfg.example to {path.name} and fill it in")
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str.upper  # keys are case-insensitive, stored upper-case
     try:
@@ -135,9 +135,7 @@ def load_config(path):
     values = {}
     target = _raw_value(parser, KEYS_BY_LABEL[("ETL", "TARGET")], path)
     if target not in TARGETS:
-        raise ConfigError(
-            f"{path}: [ETL] TARGET is {target!r}; use one of: {', '.join(TARGETS)}"
-        )
+        raise ConfigError(f"{path}: [ETL] TARGET is {target!r}; use one of: {', '.join(TARGETS)}")
     for key in KEYS:
         if target in key.targets:
             values[(key.section, key.name)] = _raw_value(parser, key, path)
@@ -159,9 +157,7 @@ def _raw_value(parser, key, path):
         )
     if PLACEHOLDER.search(value):
         shown = "the placeholder" if key.secret else repr(value)
-        raise ConfigError(
-            f"{path}: {key.label} still holds {shown} from dwh.cfg.example; put the real value"
-        )
+        raise ConfigError(f"{path}: {key.label} still holds {shown} from dwh.cfg.example; put the real value")
     return value
 
 
@@ -209,10 +205,12 @@ def _user_checks(parser, path):
     for section in parser.sections():
         if not section.upper().startswith(CHECK_SECTION_PREFIX):
             continue
-        name = section[len(CHECK_SECTION_PREFIX):].strip()
+        name = section[len(CHECK_SECTION_PREFIX) :].strip()
         sql = parser.get(section, "SQL", fallback="").strip()
         expected = parser.get(section, "EXPECTED", fallback="").strip()
         if not sql or not expected:
             raise ConfigError(f"{path}: [{section}] needs both SQL and EXPECTED")
+        if not CHECK_QUERY.fullmatch(sql):
+            raise ConfigError(f"{path}: [{section}] SQL must be one SELECT (or WITH … SELECT) query")
         checks.append(UserCheck(name, sql, expected))
     return checks

@@ -85,7 +85,7 @@ def read_records(path):
             reader = _ObjectReader()
             for line_no, raw in enumerate(handle, start=1):
                 if line_no == 1 and raw.startswith(BOM):
-                    raw = raw[len(BOM):]
+                    raw = raw[len(BOM) :]
                 yield from reader.feed(raw, line_no)
             yield from reader.finish()
     except (OSError, EOFError, zlib.error) as error:
@@ -110,8 +110,11 @@ class _ObjectReader:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             yield from self._reject_pending("JSON object interrupted by an undecodable line")
-            yield Reject(line_no, f"invalid UTF-8 at byte {error.start} of the line",
-                         _excerpt(raw.decode("utf-8", "replace")))
+            yield Reject(
+                line_no,
+                f"invalid UTF-8 at byte {error.start} of the line",
+                _excerpt(raw.decode("utf-8", "replace")),
+            )
             return
         if not self.pending:
             yield from self._parse_start(text, line_no)
@@ -197,8 +200,9 @@ def _scan_buffer(buffer, first_line):
             if error.pos >= end:
                 yield _Incomplete(buffer[pos:], line)
             else:
-                yield Reject(line, f"malformed JSON: {error.msg} (column {error.colno})",
-                             _excerpt(buffer[pos:]))
+                yield Reject(
+                    line, f"malformed JSON: {error.msg} (column {error.colno})", _excerpt(buffer[pos:])
+                )
             return
         except RecursionError:
             yield Reject(line, "JSON nested too deeply", _excerpt(buffer[pos:]))

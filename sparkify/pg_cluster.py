@@ -34,9 +34,7 @@ def find_bin(program):
         return found
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"), key=_version_key)
     if not candidates:
-        raise ClusterError(
-            f"{program} not found: install the PostgreSQL server (apt-get install postgresql)"
-        )
+        raise ClusterError(f"{program} not found: install the PostgreSQL server (apt-get install postgresql)")
     return candidates[-1]
 
 
@@ -76,8 +74,17 @@ def _prepare_dir(data_dir):
 def _init(data_dir):
     _prepare_dir(data_dir)
     _run(
-        [find_bin("initdb"), "-D", str(data_dir), "-U", SERVER_USER, "--auth=trust",
-         "--encoding=UTF8", "--locale=C", "--no-sync"],
+        [
+            find_bin("initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            SERVER_USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
         f"initdb in {data_dir}",
     )
     settings = {
@@ -125,8 +132,17 @@ def start(data_dir):
         _init(data_dir)
     if not is_running(data_dir):
         _run(
-            [find_bin("pg_ctl"), "start", "-D", str(data_dir), "-w", "-t", "60",
-             "-l", str(data_dir / "server.log")],
+            [
+                find_bin("pg_ctl"),
+                "start",
+                "-D",
+                str(data_dir),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(data_dir / "server.log"),
+            ],
             f"starting PostgreSQL in {data_dir}",
         )
     _create_database(data_dir)
@@ -156,8 +172,10 @@ def _create_database(data_dir):
 def stop(data_dir):
     data_dir = Path(data_dir).resolve()
     if (data_dir / "PG_VERSION").exists() and is_running(data_dir):
-        _run([find_bin("pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast", "-w"],
-             f"stopping PostgreSQL in {data_dir}")
+        _run(
+            [find_bin("pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast", "-w"],
+            f"stopping PostgreSQL in {data_dir}",
+        )
 
 
 def main(argv=None):

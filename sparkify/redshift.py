@@ -33,16 +33,20 @@ def copy_statements(config, window, s3_client=None):
     """(table, COPY) pairs that refresh staging; the events of a window are COPYd by day."""
     role, region = config.get("IAM_ROLE", "ARN"), config.get("S3", "REGION")
     max_errors = config.max_errors
-    statements = [(
-        sql_queries.STAGING_SONGS.name,
-        sql_queries.copy_songs_sql(config.get("S3", "SONG_DATA"), role, region, max_errors),
-    )]
+    statements = [
+        (
+            sql_queries.STAGING_SONGS.name,
+            sql_queries.copy_songs_sql(config.get("S3", "SONG_DATA"), role, region, max_errors),
+        )
+    ]
     log_data = config.get("S3", "LOG_DATA")
     sources = [log_data] if window == (None, None) else log_day_prefixes(s3_client, log_data, window)
     jsonpaths = config.get("S3", "LOG_JSONPATH")
     statements += [
-        (sql_queries.STAGING_EVENTS.name,
-         sql_queries.copy_events_sql(source, role, region, jsonpaths, max_errors))
+        (
+            sql_queries.STAGING_EVENTS.name,
+            sql_queries.copy_events_sql(source, role, region, jsonpaths, max_errors),
+        )
         for source in sources
     ]
     return statements

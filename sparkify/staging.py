@@ -15,6 +15,7 @@ import math
 import re
 import tempfile
 from datetime import datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -58,6 +59,7 @@ class Counters:
         self.truncated = 0
         self.repaired = 0
         self.nul_removed = 0
+        self.empty_files = 0
         self.ignored = []  # files skipped for their extension
         self.outside_window = 0  # files skipped by --from/--to
 
@@ -85,14 +87,16 @@ def staging_columns(table, paths=None):
     specs = []
     for index, (name, sql_type) in enumerate(table.columns):
         source, path = paths[index] if paths is not None else (name, (name,))
-        specs.append(Column(
-            name=name,
-            source=source,
-            path=path,
-            kind=_kind(sql_type, name),
-            width=sql_queries.varchar_width(sql_type),
-            required="NOT NULL" in sql_type.upper(),
-        ))
+        specs.append(
+            Column(
+                name=name,
+                source=source,
+                path=path,
+                kind=_kind(sql_type, name),
+                width=sql_queries.varchar_width(sql_type),
+                required="NOT NULL" in sql_type.upper(),
+            )
+        )
     return specs
 
 
@@ -118,8 +122,9 @@ def _parse_jsonpath(text, path):
         if match.start() != pos:
             break
         single, double, dotted, index = match.groups()
-        steps.append(int(index) if index is not None else next(
-            s for s in (single, double, dotted) if s is not None))
+        steps.append(
+            int(index) if index is not None else next(s for s in (single, double, dotted) if s is not None)
+        )
         pos = match.end()
     if pos != len(text) or not steps:
         raise ConfigError(f"JSONPaths file {path}: {text!r} is not a supported JSONPath")
@@ -223,7 +228,8 @@ def _short(value):
 
 def _json_kind(value):
     return {dict: "an object", list: "an array", bool: "a boolean", str: "a string"}.get(
-        type(value), "a number")
+        type(value), "a number"
+    )
 
 
 CONVERTERS = {
@@ -250,10 +256,10 @@ class RowConverter:
         raw = _lookup(obj, column.path)
         try:
             value = None if raw is None else CONVERTERS[column.kind](raw, column)
+            if value is not None and column.kind == "text":
+                value = self._clean_text(value, column)
         except BadValue as error:
             raise BadValue(f"field {column.source}: {error}") from None
-        if value is not None and column.kind == "text":
-            value = self._clean_text(value, column)
         if value is None:
             if column.required:
                 raise BadValue(f"field {column.source} is missing or empty, and is required")
@@ -271,11 +277,13 @@ class RowConverter:
             if repaired != value:
                 self.counters.repaired += 1
                 value = repaired
-        if column.width is not None:
+        try:
             encoded = value.encode("utf-8")
-            if len(encoded) > column.width:
-                value = encoded[: column.width].decode("utf-8", "ignore")  # TRUNCATECOLUMNS
-                self.counters.truncated += 1
+        except UnicodeEncodeError as error:
+            raise BadValue(f"invalid Unicode (lone surrogate \\u{ord(value[error.start]):04x})") from None
+        if column.width is not None and len(encoded) > column.width:
+            value = encoded[: column.width].decode("utf-8", "ignore")  # TRUNCATECOLUMNS
+            self.counters.truncated += 1
         return value
 
 
@@ -286,7 +294,10 @@ class RejectSink:
         self.prefix = f"{run_id}\t{rejected_at}\t"
         self.spool = io.TextIOWrapper(
             tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024),
-            encoding="utf-8", newline="\n")
+            encoding="utf-8",
+            errors="backslashreplace",  # a lone surrogate in a rejected record must not crash
+            newline="\n",
+        )
         self.count = 0
         self.first = []  # the first few, for the run's output
 
@@ -312,6 +323,7 @@ def converted_lines(files, convert, counters, rejects, dataset, display_root):
     for path in files:
         counters.files += 1
         shown = _display_path(path, display_root)
+        read_before = counters.read
         for item in read_records(path):
             counters.read += 1
             if isinstance(item, Record):
@@ -326,6 +338,8 @@ def converted_lines(files, convert, counters, rejects, dataset, display_root):
             else:
                 rejects.add(dataset, shown, item.line, item.reason, item.raw)
                 counters.rejected += 1
+        if counters.read == read_before:
+            counters.empty_files += 1
 
 
 def _display_path(path, root):
@@ -352,7 +366,7 @@ class LineStream(io.RawIOBase):
 
     def readinto(self, target):
         while len(self._buffer) < len(target):
-            chunk = "".join(_take(self._lines, ROWS_PER_CHUNK))
+            chunk = "".join(islice(self._lines, ROWS_PER_CHUNK))
             if not chunk:
                 break
             self._buffer += chunk.encode("utf-8")
@@ -360,11 +374,6 @@ class LineStream(io.RawIOBase):
         target[:size] = self._buffer[:size]
         self._buffer = self._buffer[size:]
         return size
-
-
-def _take(iterator, count):
-    for _, item in zip(range(count), iterator):
-        yield item
 
 
 def copy_lines(cursor, table, lines):

@@ -20,9 +20,9 @@ CONNECT_TIMEOUT_SECONDS = 10
 RUN_LOCK_KEY = 5_350_001_142
 
 
-def connect(config, attempts=CONNECT_ATTEMPTS, first_delay=FIRST_RETRY_DELAY_SECONDS):
+def connect(config):
     """Open a connection; transient failures are retried with doubling delays."""
-    delay = first_delay
+    attempts, delay = CONNECT_ATTEMPTS, FIRST_RETRY_DELAY_SECONDS
     for attempt in range(1, attempts + 1):
         try:
             return _connect_once(config)
@@ -30,8 +30,13 @@ def connect(config, attempts=CONNECT_ATTEMPTS, first_delay=FIRST_RETRY_DELAY_SEC
             reason = _first_line(error)
             if attempt == attempts or _is_permanent(reason):
                 raise DatabaseError(f"cannot connect to the {config.target} warehouse: {reason}") from None
-            log.warning("connection failed (attempt %d of %d): %s; retrying in %.0f s",
-                        attempt, attempts, reason, delay)
+            log.warning(
+                "connection failed (attempt %d of %d): %s; retrying in %.0f s",
+                attempt,
+                attempts,
+                reason,
+                delay,
+            )
             time.sleep(delay)
             delay *= 2
 
@@ -111,6 +116,7 @@ def acquire_run_lock(cursor, engine, timeout_seconds):
 
 def timed_execute(cursor, sql, parameters=None):
     """Run one statement; return (rows affected, seconds)."""
+    log.debug("%s", sql.strip())
     started = time.perf_counter()
     cursor.execute(sql, parameters)
     return cursor.rowcount, time.perf_counter() - started

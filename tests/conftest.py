@@ -61,6 +61,7 @@ def dsn(server_dsn):
 @pytest.fixture
 def query(dsn):
     """query(sql, params) -> list of rows, on the test's database."""
+
     def run(sql, params=None):
         conn = psycopg2.connect(dsn)
         try:
@@ -71,6 +72,7 @@ def query(dsn):
             return rows
         finally:
             conn.close()
+
     return run
 
 
@@ -80,7 +82,8 @@ def write_config(folder, dsn, data_dir, **settings):
     lines = ["[ETL]", "TARGET = local"]
     lines += [f"{key.upper()} = {value}" for key, value in settings.items()]
     lines += [
-        "[LOCAL]", f"DSN = {dsn}",
+        "[LOCAL]",
+        f"DSN = {dsn}",
         "[S3]",
         f"LOG_DATA = {data_dir / 'log_data'}",
         f"SONG_DATA = {data_dir / 'song_data'}",
@@ -100,10 +103,12 @@ def config_for(tmp_path, dsn):
 @pytest.fixture
 def run(capsys):
     """run(script_module, *args) -> (exit code, everything printed), in-process."""
+
     def invoke(module, *args):
         code = module.main([str(a) for a in args])
         captured = capsys.readouterr()
         return code, captured.out + captured.err
+
     return invoke
 
 
@@ -132,17 +137,31 @@ def load(run, config_for):
         code, out = run(etl, "--config", config, *args)
         assert code == 0, out
         return out
+
     return invoke
 
 
 def event(ts, user="1", session=1, item=0, page="NextSong", **fields):
     """One eventsim log record with sensible defaults; fields override by JSON name."""
     record = {
-        "artist": "Artist", "auth": "Logged In", "firstName": "Ann", "gender": "F",
-        "itemInSession": item, "lastName": "Lee", "length": 200.0, "level": "free",
-        "location": "Town, ST", "method": "PUT", "page": page, "registration": 1.5e12,
-        "sessionId": session, "song": "Song", "status": 200, "ts": ts,
-        "userAgent": "Agent", "userId": user,
+        "artist": "Artist",
+        "auth": "Logged In",
+        "firstName": "Ann",
+        "gender": "F",
+        "itemInSession": item,
+        "lastName": "Lee",
+        "length": 200.0,
+        "level": "free",
+        "location": "Town, ST",
+        "method": "PUT",
+        "page": page,
+        "registration": 1.5e12,
+        "sessionId": session,
+        "song": "Song",
+        "status": 200,
+        "ts": ts,
+        "userAgent": "Agent",
+        "userId": user,
     }
     record.update(fields)
     return record
@@ -150,9 +169,16 @@ def event(ts, user="1", session=1, item=0, page="NextSong", **fields):
 
 def song(song_id, title="Song", artist="Artist", duration=200.0, artist_id="AR1", **fields):
     record = {
-        "num_songs": 1, "artist_id": artist_id, "artist_latitude": None,
-        "artist_longitude": None, "artist_location": "", "artist_name": artist,
-        "song_id": song_id, "title": title, "duration": duration, "year": 2000,
+        "num_songs": 1,
+        "artist_id": artist_id,
+        "artist_latitude": None,
+        "artist_longitude": None,
+        "artist_location": "",
+        "artist_name": artist,
+        "song_id": song_id,
+        "title": title,
+        "duration": duration,
+        "year": 2000,
     }
     record.update(fields)
     return record
@@ -181,6 +207,7 @@ def dataset(tmp_path):
         paths = {"jsonpaths": [f"$['{f}']" for f in sample_data.JSONPATHS]}
         (root / "log_json_path.json").write_text(json.dumps(paths))
         return root
+
     return build
 
 
@@ -190,8 +217,11 @@ def s3(monkeypatch):
     import boto3
     from moto import mock_aws
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-west-2"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-west-2",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         yield boto3.client("s3", region_name="us-west-2")

@@ -74,14 +74,17 @@ def test_redshift_statement_parses_and_uses_only_redshift_sql(sql):
     assert redshift_problems(sql) == []
 
 
-@pytest.mark.parametrize("sql, problem", [
-    ("INSERT INTO users (user_id) SELECT 1 ON CONFLICT DO NOTHING", "ON CONFLICT"),
-    ("SELECT DISTINCT ON (user_id) user_id FROM users", "DISTINCT ON"),
-    ("INSERT INTO users (user_id) VALUES (1) RETURNING user_id", "RETURNING"),
-    ("CREATE TABLE t (id SERIAL)", "SERIAL"),
-    ("SELECT payload -> 'a' FROM t", "JSON operator"),
-    ("SELECT * FROM generate_series(1, 3)", "generate_series"),
-])
+@pytest.mark.parametrize(
+    "sql, problem",
+    [
+        ("INSERT INTO users (user_id) SELECT 1 ON CONFLICT DO NOTHING", "ON CONFLICT"),
+        ("SELECT DISTINCT ON (user_id) user_id FROM users", "DISTINCT ON"),
+        ("INSERT INTO users (user_id) VALUES (1) RETURNING user_id", "RETURNING"),
+        ("CREATE TABLE t (id SERIAL)", "SERIAL"),
+        ("SELECT payload -> 'a' FROM t", "JSON operator"),
+        ("SELECT * FROM generate_series(1, 3)", "generate_series"),
+    ],
+)
 def test_lint_catches_what_redshift_lacks(sql, problem):
     assert problem in redshift_problems(sql)
 
@@ -106,8 +109,10 @@ def test_songs_copy_uses_json_auto():
 
 
 def test_redshift_ddl_carries_distribution_and_sort_keys():
-    ddl = {t.name: normalised(sql_queries.create_table_sql(t, sql_queries.REDSHIFT))
-           for t in sql_queries.STAR_TABLES}
+    ddl = {
+        t.name: normalised(sql_queries.create_table_sql(t, sql_queries.REDSHIFT))
+        for t in sql_queries.STAR_TABLES
+    }
     assert ddl["songplays"].endswith("DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)")
     assert ddl["time"].endswith("DISTKEY(start_time) SORTKEY(start_time)")
     for small in ("users", "songs", "artists"):
@@ -125,11 +130,16 @@ def test_postgres_ddl_is_the_redshift_ddl_without_layout():
 def test_window_copies_events_day_by_day(s3):
     s3.create_bucket(Bucket="sparkify-logs", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     for day in (4, 5, 6, 7):
-        s3.put_object(Bucket="sparkify-logs", Key=f"log_data/2018/11/2018-11-{day:02d}-events.json", Body=b"{}")
+        key = f"log_data/2018/11/2018-11-{day:02d}-events.json"
+        s3.put_object(Bucket="sparkify-logs", Key=key, Body=b"{}")
     s3.put_object(Bucket="sparkify-logs", Key="log_data/README.txt", Body=b"x")
     values = dict(REDSHIFT_VALUES)
     values[("S3", "LOG_DATA")] = "s3://sparkify-logs/log_data"
     statements = copy_statements(Config("c", values, []), (date(2018, 11, 5), date(2018, 11, 6)), s3)
-    sources = [re.search(r"FROM '([^']*)'", sql).group(1) for table, sql in statements
-               if table == "staging_events"]
-    assert sources == ["s3://sparkify-logs/log_data/2018/11/2018-11-05", "s3://sparkify-logs/log_data/2018/11/2018-11-06"]
+    sources = [
+        re.search(r"FROM '([^']*)'", sql).group(1) for table, sql in statements if table == "staging_events"
+    ]
+    assert sources == [
+        "s3://sparkify-logs/log_data/2018/11/2018-11-05",
+        "s3://sparkify-logs/log_data/2018/11/2018-11-06",
+    ]

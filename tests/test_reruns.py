@@ -9,11 +9,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from conftest import ROOT, event, song
 
 import create_tables
 import etl
 import sample_data
-from conftest import ROOT, event, song
 
 STAR = ("songplays", "users", "songs", "artists", "time")
 NOV_1 = 1541030400000
@@ -45,8 +45,7 @@ def load_days(run, config, days):
 
 @pytest.fixture(scope="module")
 def six_days(tmp_path_factory):
-    return sample_data.generate(tmp_path_factory.mktemp("six-days"), events=2400, songs=200,
-                                seed=11, days=6)
+    return sample_data.generate(tmp_path_factory.mktemp("six-days"), events=2400, songs=200, seed=11, days=6)
 
 
 def test_rerun_leaves_every_star_table_unchanged(six_days, load, run, config_for, query):
@@ -104,10 +103,13 @@ def test_bad_window_is_a_usage_error(six_days, run, config_for):
 
 
 def test_older_window_loaded_later_keeps_the_newer_level(dataset, run, config_for, query):
-    data = dataset(songs=[song("SO_1")], days={
-        "2018-11-01": [event(NOV_1, level="free")],
-        "2018-11-02": [event(NOV_1 + DAY_MS, level="paid", item=1)],
-    })
+    data = dataset(
+        songs=[song("SO_1")],
+        days={
+            "2018-11-01": [event(NOV_1, level="free")],
+            "2018-11-02": [event(NOV_1 + DAY_MS, level="paid", item=1)],
+        },
+    )
     config = config_for(data)
     fresh_tables(run, config)
     load_days(run, config, ["2018-11-02", "2018-11-01"])
@@ -116,10 +118,13 @@ def test_older_window_loaded_later_keeps_the_newer_level(dataset, run, config_fo
 
 
 def test_newer_window_updates_the_level(dataset, run, config_for, query):
-    data = dataset(songs=[song("SO_1")], days={
-        "2018-11-01": [event(NOV_1, level="free")],
-        "2018-11-02": [event(NOV_1 + DAY_MS, level="paid", item=1)],
-    })
+    data = dataset(
+        songs=[song("SO_1")],
+        days={
+            "2018-11-01": [event(NOV_1, level="free")],
+            "2018-11-02": [event(NOV_1 + DAY_MS, level="paid", item=1)],
+        },
+    )
     config = config_for(data)
     fresh_tables(run, config)
     load_days(run, config, ["2018-11-01"])
@@ -138,8 +143,12 @@ SLOW_CHECK = "\n[CHECK slow]\nSQL = SELECT COUNT(*) FROM (SELECT pg_sleep(60)) A
 def start_slow_run(config, *args):
     """Start etl.py in a subprocess whose last step (a check) sleeps before the commit."""
     config.write_text(config.read_text() + SLOW_CHECK)
-    return subprocess.Popen([sys.executable, str(ROOT / "etl.py"), "--config", str(config), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "etl.py"), "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for_sleeping_backend(dsn, process, timeout=60):
@@ -150,8 +159,10 @@ def wait_for_sleeping_backend(dsn, process, timeout=60):
         while time.monotonic() < deadline:
             assert process.poll() is None, process.stdout.read()
             with conn.cursor() as cur:
-                cur.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%'"
-                            " AND pid <> pg_backend_pid() AND datname = current_database()")
+                cur.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%'"
+                    " AND pid <> pg_backend_pid() AND datname = current_database()"
+                )
                 row = cur.fetchone()
             if row:
                 return row[0]
@@ -171,7 +182,8 @@ def terminate_backend(dsn, pid):
 
 @pytest.mark.parametrize("kill", ["pg_terminate_backend", "SIGKILL"])
 def test_run_killed_mid_transaction_leaves_star_tables_as_before(
-        kill, six_days, load, config_for, dsn, query):
+    kill, six_days, load, config_for, dsn, query
+):
     load(six_days, "--to", "2018-11-02")
     before = star_snapshot(query)
     process = start_slow_run(config_for(six_days))
@@ -199,6 +211,7 @@ def test_second_run_refuses_while_one_is_running(six_days, load, config_for, dsn
         other = tmp_path / "other"
         other.mkdir()
         from conftest import write_config
+
         second = write_config(other, dsn, six_days, lock_timeout_seconds=1)
         started = time.monotonic()
         code, out = run(etl, "--config", second)
@@ -212,6 +225,7 @@ def test_second_run_refuses_while_one_is_running(six_days, load, config_for, dsn
 
 # --- Data quality checks. --------------------------------------------------------------------
 
+
 def test_check_only_reports_passing_checks(six_days, load, run, config_for):
     load(six_days)
     code, out = run(etl, "--config", config_for(six_days), "--check-only")
@@ -222,8 +236,10 @@ def test_check_only_reports_passing_checks(six_days, load, run, config_for):
 
 def test_check_only_finds_orphan_songplays(six_days, load, run, config_for, query):
     load(six_days)
-    query("INSERT INTO songplays (songplay_id, start_time, user_id, session_id, item_in_session)"
-          " VALUES ('x', '2030-01-01', 999999, 1, 1)")
+    query(
+        "INSERT INTO songplays (songplay_id, start_time, user_id, session_id, item_in_session)"
+        " VALUES ('x', '2030-01-01', 999999, 1, 1)"
+    )
     code, out = run(etl, "--config", config_for(six_days), "--check-only")
     assert code == 1
     assert "check failed: every songplays.user_id is in users: expected 0, found 1" in out
@@ -233,8 +249,9 @@ def test_check_only_finds_orphan_songplays(six_days, load, run, config_for, quer
 def test_failing_user_check_rolls_the_load_back(six_days, run, config_for, query):
     config = config_for(six_days)
     fresh_tables(run, config)
-    config.write_text(config.read_text()
-                      + "\n[CHECK no plays at all]\nSQL = SELECT COUNT(*) FROM songplays\nEXPECTED = 0\n")
+    config.write_text(
+        config.read_text() + "\n[CHECK no plays at all]\nSQL = SELECT COUNT(*) FROM songplays\nEXPECTED = 0\n"
+    )
     code, out = run(etl, "--config", config)
     assert code == 1
     assert "check failed: no plays at all: expected 0, found" in out
@@ -245,8 +262,9 @@ def test_failing_user_check_rolls_the_load_back(six_days, run, config_for, query
 def test_user_check_with_comparison_passes(six_days, run, config_for):
     config = config_for(six_days)
     fresh_tables(run, config)
-    config.write_text(config.read_text()
-                      + "\n[CHECK some users]\nSQL = SELECT COUNT(*) FROM users\nEXPECTED = >= 10\n")
+    config.write_text(
+        config.read_text() + "\n[CHECK some users]\nSQL = SELECT COUNT(*) FROM users\nEXPECTED = >= 10\n"
+    )
     code, out = run(etl, "--config", config)
     assert code == 0, out
     assert "checks: 24 passed, 0 failed" in out

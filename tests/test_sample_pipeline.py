@@ -23,30 +23,36 @@ def test_real_sample_builds_the_expected_star_schema(real_sample, load, query):
 
 def test_real_sample_has_exactly_one_matched_play(real_sample, load, query):
     load(real_sample)
-    matched = query("SELECT s.title, a.name FROM songplays sp"
-                    " JOIN songs s USING (song_id) JOIN artists a ON a.artist_id = sp.artist_id")
+    matched = query(
+        "SELECT s.title, a.name FROM songplays sp"
+        " JOIN songs s USING (song_id) JOIN artists a ON a.artist_id = sp.artist_id"
+    )
     assert matched == [("Setanta matins", "Elena")]
 
 
 def test_real_sample_user_levels_come_from_latest_event(real_sample, load, query):
     load(real_sample)
     assert query("SELECT level, COUNT(*) FROM users GROUP BY level ORDER BY level") == [
-        ("free", 75), ("paid", 22)]
+        ("free", 75),
+        ("paid", 22),
+    ]
 
 
 def test_real_sample_start_time_keeps_milliseconds_in_utc(real_sample, load, query):
     load(real_sample)
     first, last = query("SELECT MIN(start_time)::text, MAX(start_time)::text FROM songplays")[0]
     assert query("SELECT MIN(ts)::text, MAX(ts)::text FROM staging_events") == [
-        ("2018-11-01 20:57:10.796", "2018-11-30 19:54:24.796")]
+        ("2018-11-01 20:57:10.796", "2018-11-30 19:54:24.796")
+    ]
     assert first.endswith(".796") and last.startswith("2018-11-30")
 
 
 def test_real_sample_bjork_reads_correctly_after_repair(real_sample, load, query):
     out = load(real_sample)
     assert query("SELECT COUNT(*) FROM staging_events WHERE artist = 'Björk'")[0][0] > 0
-    assert query("SELECT COUNT(*) FROM staging_events WHERE artist LIKE 'Bj%rk'"
-                 " AND artist <> 'Björk'") == [(0,)]
+    assert query("SELECT COUNT(*) FROM staging_events WHERE artist LIKE 'Bj%rk' AND artist <> 'Björk'") == [
+        (0,)
+    ]
     assert "346 text values repaired" in out
 
 

@@ -55,11 +55,13 @@ def test_event_staged_twice_is_one_songplay(dataset, load, query):
 def test_only_next_song_events_with_a_user_are_plays(dataset, load, query):
     data = dataset(
         songs=[song("SO_1")],
-        days={"2018-11-01": [
-            event(NOV_1, item=0, page="Home"),
-            event(NOV_1 + 1, item=1),
-            event(NOV_1 + 2, user="", item=2, firstName=None),
-        ]},
+        days={
+            "2018-11-01": [
+                event(NOV_1, item=0, page="Home"),
+                event(NOV_1 + 1, item=1),
+                event(NOV_1 + 2, user="", item=2, firstName=None),
+            ]
+        },
     )
     load(data)
     assert query("SELECT item_in_session FROM songplays") == [(1,)]
@@ -80,10 +82,12 @@ def test_user_level_comes_from_latest_event(dataset, load, query):
 def test_same_timestamp_user_level_from_higher_item_in_session(dataset, load, query):
     data = dataset(
         songs=[song("SO_1")],
-        days={"2018-11-01": [
-            event(NOV_1, item=4, level="paid", page="Upgrade"),
-            event(NOV_1, item=3, level="free"),
-        ]},
+        days={
+            "2018-11-01": [
+                event(NOV_1, item=4, level="paid", page="Upgrade"),
+                event(NOV_1, item=3, level="free"),
+            ]
+        },
     )
     load(data)
     assert query("SELECT level FROM users") == [("paid",)]
@@ -124,8 +128,7 @@ def test_artist_takes_the_most_common_spelling(dataset, load, query):
         days={"2018-11-01": [event(NOV_1)]},
     )
     load(data)
-    assert query("SELECT artist_id, name, latitude, longitude FROM artists") == [
-        ("AR1", "Band", 1.5, 2.5)]
+    assert query("SELECT artist_id, name, latitude, longitude FROM artists") == [("AR1", "Band", 1.5, 2.5)]
 
 
 def test_time_row_per_play_with_calendar_parts(dataset, load, query):
@@ -133,12 +136,15 @@ def test_time_row_per_play_with_calendar_parts(dataset, load, query):
     new_year_eve = 1546214400000  # 2018-12-31 00:00 UTC, a Monday, ISO week 1 (of 2019)
     data = dataset(
         songs=[song("SO_1")],
-        days={"2018-11-04": [event(sunday_last_ms, item=0), event(sunday_last_ms, user="2")],
-              "2018-12-31": [event(new_year_eve, item=1)]},
+        days={
+            "2018-11-04": [event(sunday_last_ms, item=0), event(sunday_last_ms, user="2")],
+            "2018-12-31": [event(new_year_eve, item=1)],
+        },
     )
     load(data)
-    assert query("SELECT start_time::text, hour, day, week, month, year, weekday"
-                 " FROM time ORDER BY start_time") == [
+    assert query(
+        "SELECT start_time::text, hour, day, week, month, year, weekday FROM time ORDER BY start_time"
+    ) == [
         ("2018-11-04 23:59:59.999", 23, 4, 44, 11, 2018, 0),
         ("2018-12-31 00:00:00", 0, 31, 1, 12, 2018, 1),
     ]

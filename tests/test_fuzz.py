@@ -1,0 +1,132 @@
+"""Random bytes and random JSON never crash the loader, and every record is either
+loaded or rejected: loaded + rejected = read."""
+
+import json
+
+import psycopg2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sample_data
+import sql_queries
+from sparkify.jsonfiles import Record, read_records
+from sparkify.staging import BadValue, Counters, RowConverter, copy_lines, staging_columns
+
+EVENT_COLUMNS = staging_columns(
+    sql_queries.STAGING_EVENTS, [(f"$['{f}']", (f,)) for f in sample_data.JSONPATHS]
+)
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+event_like = st.fixed_dictionaries(
+    {},
+    optional={field: json_values for field in sample_data.JSONPATHS},
+)
+# Mostly loadable events whose text fields hold anything: tabs, backslashes, newlines,
+# NULs, surrogates, very long strings. This is what COPY's text format must survive.
+TEXT_FIELDS = [
+    "artist",
+    "auth",
+    "firstName",
+    "gender",
+    "lastName",
+    "level",
+    "location",
+    "method",
+    "page",
+    "song",
+    "userAgent",
+]
+loadable_event = st.fixed_dictionaries(
+    {
+        "ts": st.integers(0, 2**42),
+        "sessionId": st.integers(-(2**31), 2**31 - 1),
+        "itemInSession": st.integers(0, 10_000),
+    },
+    optional={
+        **{field: st.text(max_size=600) | json_values for field in TEXT_FIELDS},
+        "length": st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+        "userId": st.integers(0, 10**6).map(str) | st.just(""),
+    },
+)
+
+
+def convert_file(path):
+    """(read, loaded lines, rejected) for one file, as the loader counts them."""
+    counters = Counters()
+    convert = RowConverter(EVENT_COLUMNS, repair=True, counters=counters)
+    read, loaded, rejected = 0, [], 0
+    for item in read_records(path):
+        read += 1
+        if isinstance(item, Record):
+            try:
+                loaded.append(convert(item.value))
+            except BadValue:
+                rejected += 1
+        else:
+            rejected += 1
+    return read, loaded, rejected
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(content=st.binary(max_size=400))
+def test_random_bytes_never_crash_and_every_record_is_counted(content, tmp_path):
+    path = tmp_path / "random.json"
+    path.write_bytes(content)
+    read, loaded, rejected = convert_file(path)
+    assert read == len(loaded) + rejected
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(records=st.lists(event_like, max_size=6), pretty=st.booleans())
+def test_every_json_object_is_one_record(records, pretty, tmp_path):
+    path = tmp_path / "objects.json"
+    path.write_text("\n".join(json.dumps(r, indent=2 if pretty else None) for r in records))
+    read, loaded, rejected = convert_file(path)
+    assert read == len(records) == len(loaded) + rejected
+
+
+@pytest.fixture(scope="module")
+def staging_db(server_dsn):
+    """One database with the staging tables for all examples (each rolls back)."""
+    import uuid
+
+    name = f"fuzz_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(server_dsn)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    conn = psycopg2.connect(f"{server_dsn} dbname={name}")
+    with conn.cursor() as cur:
+        cur.execute(sql_queries.create_table_sql(sql_queries.STAGING_EVENTS, sql_queries.POSTGRES))
+    conn.commit()
+    yield conn
+    conn.close()
+    admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(records=st.lists(loadable_event | event_like, min_size=1, max_size=5), junk=st.binary(max_size=60))
+def test_postgres_accepts_every_line_the_loader_produces(records, junk, staging_db, tmp_path):
+    path = tmp_path / "mixed.json"
+    path.write_bytes("\n".join(json.dumps(r) for r in records).encode() + b"\n" + junk)
+    read, loaded, rejected = convert_file(path)
+    assert read == len(loaded) + rejected
+    with staging_db.cursor() as cur:
+        copy_lines(cur, sql_queries.STAGING_EVENTS, loaded)
+        cur.execute("SELECT COUNT(*) FROM staging_events")
+        assert cur.fetchone()[0] == len(loaded)
+        LOADED_SOMETHING.append(len(loaded))
+    staging_db.rollback()
+
+
+LOADED_SOMETHING = []
+
+
+def test_the_postgres_fuzz_really_loaded_rows():
+    # Runs after the property above (file order): it must have loaded rows, not only rejects.
+    assert sum(LOADED_SOMETHING) > 50

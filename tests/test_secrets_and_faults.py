@@ -1,0 +1,154 @@
+"""Secrets never reach the output; hostile config values cannot change a statement;
+connection failures are retried, then explained."""
+
+import re
+
+import psycopg2
+import pytest
+import sqlglot
+
+import create_tables
+import etl
+import sql_queries
+from sparkify import warehouse
+from sparkify.config import load_config
+
+PASSWORD = "pw-Zebra-7781"
+AWS_SECRET = "aws-Secret-Quokka-5521"
+AWS_TOKEN = "aws-Token-Narwhal-9034"
+
+
+def with_password(dsn):
+    # The test server trusts local connections, so any password is accepted.
+    return f"{dsn} password={PASSWORD}"
+
+
+def test_no_secret_appears_in_any_output(generated, run, tmp_path, dsn, monkeypatch):
+    from conftest import write_config
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", AWS_TOKEN)
+    config = write_config(tmp_path, with_password(dsn), generated)
+    outputs = [run(create_tables, "--config", config, "--verbose")]
+    outputs.append(run(etl, "--config", config, "--verbose"))
+    outputs.append(run(etl, "--config", config, "--check-only", "--verbose"))
+    # failures too: a refused connection and a failed check
+    broken = write_config(tmp_path, with_password(re.sub(r"port=\d+", "port=1", dsn)), generated)
+    monkeypatch.setattr(warehouse, "FIRST_RETRY_DELAY_SECONDS", 0.01)
+    outputs.append(run(etl, "--config", broken))
+    everything = "\n".join(out for _, out in outputs)
+    assert [code for code, _ in outputs] == [0, 0, 0, 1]
+    assert "INSERT INTO songplays" in everything  # --verbose really printed SQL
+    for secret in (PASSWORD, AWS_SECRET, AWS_TOKEN):
+        assert secret not in everything
+
+
+def test_password_in_a_database_error_is_masked(generated, run, tmp_path, dsn, monkeypatch):
+    from conftest import write_config
+
+    config = write_config(tmp_path, with_password(dsn), generated)
+    config.write_text(config.read_text() + f"\n[CHECK leaky]\nSQL = SELECT '{PASSWORD}'\nEXPECTED = 0\n")
+    assert run(create_tables, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "check failed: leaky: expected 0, found ********" in out
+    assert PASSWORD not in out
+
+
+def test_secrets_are_read_from_the_dsn_and_the_environment(tmp_path, monkeypatch, generated):
+    from conftest import write_config
+
+    monkeypatch.setenv("AWS_SESSION_TOKEN", AWS_TOKEN)
+    config = load_config(write_config(tmp_path, "host=h dbname=d password='a b\\'c'", generated))
+    assert set(config.secrets()) >= {"a b\\'c", AWS_TOKEN}
+    config = load_config(write_config(tmp_path, "postgresql://me:s3cret@h/db", generated))
+    assert "s3cret" in config.secrets()
+
+
+HOSTILE_VALUES = [
+    ("ARN", "arn:aws:iam::123456789012:role/x'; DROP TABLE songplays; --"),
+    ("LOG_DATA", "s3://bucket/log'; DROP TABLE songplays; --"),
+    ("REGION", "us-west-2'; DROP TABLE songplays; --"),
+    ("LOG_JSONPATH", "s3://b/p.json' ; DELETE FROM users; --"),
+]
+
+
+@pytest.mark.parametrize("key, value", HOSTILE_VALUES)
+def test_hostile_config_value_is_refused_and_the_table_survives(
+    key, value, generated, load, run, tmp_path, query
+):
+    load(generated)
+    config = tmp_path / "hostile.cfg"
+    values = {
+        "ARN": "arn:aws:iam::123456789012:role/dwhRole",
+        "LOG_DATA": "s3://udacity-dend/log_data",
+        "REGION": "us-west-2",
+        "LOG_JSONPATH": "s3://udacity-dend/log_json_path.json",
+    }
+    values[key] = value
+    config.write_text(
+        "[ETL]\nTARGET = redshift\n[CLUSTER]\nHOST = 127.0.0.1\nDB_NAME = x\nDB_USER = x\n"
+        f"DB_PASSWORD = x\n[IAM_ROLE]\nARN = {values['ARN']}\n[S3]\nLOG_DATA = {values['LOG_DATA']}\n"
+        f"SONG_DATA = s3://udacity-dend/song_data\nLOG_JSONPATH = {values['LOG_JSONPATH']}\n"
+        f"REGION = {values['REGION']}\n"
+    )
+    code, out = run(etl, "--config", config)
+    assert code == 2 and "error:" in out
+    assert query("SELECT COUNT(*) FROM songplays")[0][0] > 0
+
+
+@pytest.mark.parametrize("value", ["x'; DROP TABLE songplays; --", "a\\'b", "it's"])
+def test_quoting_keeps_a_value_inside_its_literal(value):
+    sql = sql_queries.copy_songs_sql(value, value, value, 0)
+    statements = sqlglot.parse(sql, read="redshift")
+    assert len(statements) == 1 and statements[0].key == "copy"
+
+
+def test_quoted_literal_reads_back_as_the_value_on_postgres(dsn):
+    hostile = "x'; DROP TABLE t; -- \\ end"
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute("SET standard_conforming_strings = off")  # Redshift-like: backslash escapes
+        cur.execute(f"SELECT {sql_queries.quote_literal(hostile)}")
+        assert cur.fetchone() == (hostile,)
+    conn.close()
+
+
+def test_transient_connection_failures_are_retried(generated, config_for, monkeypatch, run):
+    real_connect = warehouse._connect_once
+    failures = iter([psycopg2.OperationalError("could not connect: Connection refused")] * 2)
+
+    def flaky(config):
+        error = next(failures, None)
+        if error:
+            raise error
+        return real_connect(config)
+
+    monkeypatch.setattr(warehouse, "_connect_once", flaky)
+    monkeypatch.setattr(warehouse, "FIRST_RETRY_DELAY_SECONDS", 0.01)
+    code, out = run(create_tables, "--config", config_for(generated))
+    assert code == 0, out
+    assert "connection failed (attempt 1 of 4): could not connect: Connection refused; retrying in" in out
+    assert "attempt 2 of 4" in out and "attempt 3 of 4" not in out
+
+
+def test_unreachable_server_gives_up_after_bounded_retries(generated, tmp_path, dsn, monkeypatch, run):
+    from conftest import write_config
+
+    monkeypatch.setattr(warehouse, "FIRST_RETRY_DELAY_SECONDS", 0.01)
+    config = write_config(tmp_path, re.sub(r"port=\d+", "port=1", dsn), generated)
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert out.count("connection failed (attempt") == 3
+    assert "error: cannot connect to the local warehouse:" in out
+    assert "Traceback" not in out
+
+
+def test_wrong_database_is_not_retried(generated, tmp_path, dsn, monkeypatch, run):
+    from conftest import write_config
+
+    config = write_config(tmp_path, dsn + "_nope", generated)
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "connection failed" not in out
+    assert "does not exist" in out
