@@ -23,13 +23,22 @@ class MaskSecrets(logging.Filter):
         return True
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """stdout handler that goes quiet when the reader has gone (`etl.py | head`)."""
+
+    def handleError(self, record):  # noqa: N802 - logging's name
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            return
+        super().handleError(record)
+
+
 def configure_logging(quiet=False, verbose=False, secrets=()):
     """Log to stdout (a notebook shows it); calling again replaces the previous handler."""
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
         if handler.get_name() == HANDLER_NAME:
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = ConsoleHandler(sys.stdout)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(MaskSecrets(secrets))
