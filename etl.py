@@ -12,10 +12,13 @@ examples:
 """
 
 import logging
+import os
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 import boto3
 
@@ -49,7 +52,15 @@ def date_window(args):
 # --- Staging -------------------------------------------------------------------------------
 
 
-def stage_local(cursor, config, window, rejects):
+@contextmanager
+def timed(seconds_by_phase, phase):
+    """Adds the block's wall-clock seconds to seconds_by_phase[phase]; yields a reader."""
+    started = time.perf_counter()
+    yield lambda: seconds_by_phase[phase]
+    seconds_by_phase[phase] = seconds_by_phase.get(phase, 0.0) + time.perf_counter() - started
+
+
+def stage_local(cursor, config, window, rejects, seconds_by_phase):
     """Refresh both staging tables from local folders; returns {dataset: Counters}."""
     event_columns = staging_columns(
         sql_queries.STAGING_EVENTS, read_jsonpaths(config.get("S3", "LOG_JSONPATH"))
@@ -66,12 +77,20 @@ def stage_local(cursor, config, window, rejects):
     )
     results = {}
     for dataset, staging_table, root, columns, files_window in datasets:
-        started = time.perf_counter()
-        cursor.execute(sql_queries.empty_staging_sql(staging_table, LOCAL))
-        counters = stage_dataset(
-            cursor, dataset, staging_table, root, columns, files_window, config.repair_mojibake, rejects
-        )
-        report_staging(dataset, staging_table, counters, time.perf_counter() - started)
+        with timed(seconds_by_phase, f"stage {staging_table.name}") as elapsed:
+            cursor.execute(sql_queries.empty_staging_sql(staging_table, LOCAL))
+            counters = stage_dataset(
+                cursor,
+                dataset,
+                staging_table,
+                root,
+                columns,
+                files_window,
+                config.repair_mojibake,
+                rejects,
+                workers=os.cpu_count() or 1,
+            )
+        report_staging(dataset, staging_table, counters, elapsed())
         results[dataset] = counters
     return results
 
@@ -94,7 +113,8 @@ def report_staging(dataset, staging_table, counters, seconds):
         (counters.outside_window, "files outside --from/--to skipped"),
         (
             len(counters.ignored),
-            "files ignored (not .json or .json.gz): " + ", ".join(p.name for p in counters.ignored[:5]),
+            "files ignored (not .json or .json.gz): "
+            + ", ".join(os.path.basename(p) for p in counters.ignored[:5]),
         ),
     ]
     for count, what in notes:
@@ -104,13 +124,14 @@ def report_staging(dataset, staging_table, counters, seconds):
         log.warning("%s: no data files found", dataset)
 
 
-def stage_redshift(cursor, config, window):
+def stage_redshift(cursor, config, window, seconds_by_phase):
     s3_client = None if window == (None, None) else boto3.client("s3", region_name=config.get("S3", "REGION"))
     for staging_table in sql_queries.STAGING_TABLES:
         cursor.execute(sql_queries.empty_staging_sql(staging_table, config.target))
     for table_name, copy_sql in copy_statements(config, window, s3_client):
-        _, seconds = warehouse.timed_execute(cursor, copy_sql)
-        log.info("%-15s COPY done (%.2f s)", table_name, seconds)
+        with timed(seconds_by_phase, f"stage {table_name}") as elapsed:
+            cursor.execute(copy_sql)
+        log.info("%-15s COPY done (%.2f s so far)", table_name, elapsed())
 
 
 # --- Transform and checks ---------------------------------------------------------------------
@@ -145,26 +166,40 @@ def check_quality(cursor, config):
 # --- The run ---------------------------------------------------------------------------------
 
 
+class RunReport(NamedTuple):
+    run_id: str
+    rows_before: dict
+    rows_after: dict
+    seconds_by_phase: dict
+    staging: dict  # dataset -> Counters (local target)
+
+
 def load(conn, config, window):
-    """Stage, transform and check in one transaction; returns the row counts after."""
+    """Stage, transform and check in one transaction; returns a RunReport."""
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     rejects = RejectSink(run_id, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+    seconds, staging = {}, {}
     try:
         with warehouse.database_errors_as("the load"), warehouse.transaction(conn) as cur:
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
             before = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
             if config.target == LOCAL:
-                stage_local(cur, config, window, rejects)
+                cur.execute(sql_queries.POSTGRES_TRANSFORM_SETTINGS)
+                staging = stage_local(cur, config, window, rejects, seconds)
                 enforce_max_errors(rejects, config.max_errors)
             else:
-                stage_redshift(cur, config, window)
-            transform(cur)
-            check_quality(cur, config)
-            after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
+                stage_redshift(cur, config, window, seconds)
+            with timed(seconds, "transform"):
+                transform(cur)
+            with timed(seconds, "checks"):
+                check_quality(cur, config)
+                after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
+            commit_started = time.perf_counter()
+        seconds["commit"] = time.perf_counter() - commit_started
     finally:
         save_rejects(conn, rejects, run_id)
     log.info("committed run %s\n%s", run_id, summary(before, after))
-    return after
+    return RunReport(run_id, before, after, seconds, staging)
 
 
 def enforce_max_errors(rejects, max_errors):

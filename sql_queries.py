@@ -101,10 +101,7 @@ SONGPLAYS = Table(
         ("location", "VARCHAR(512)"),
         ("user_agent", "VARCHAR(512)"),
     ),
-    keys=(
-        "PRIMARY KEY (songplay_id)",
-        "UNIQUE (user_id, session_id, item_in_session, start_time)",
-    ),
+    keys=("PRIMARY KEY (songplay_id)",),
     redshift_layout="DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)",
 )
 
@@ -192,12 +189,17 @@ def tables_for(engine):
 
 
 def create_table_sql(table, engine):
-    """CREATE TABLE for one engine; the only place the two DDL dialects differ."""
+    """CREATE TABLE for one engine; the only place the two DDL dialects differ.
+
+    Redshift gets the distribution and sort clauses. PostgreSQL gets staging tables
+    UNLOGGED: they are refilled on every run, so writing them to the WAL buys nothing.
+    """
     lines = [f"    {name} {sql_type}" for name, sql_type in table.columns]
     lines += [f"    {key}" for key in table.keys]
     body = ",\n".join(lines)
     layout = f"\n{table.redshift_layout}" if engine == REDSHIFT and table.redshift_layout else ""
-    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n{body}\n){layout}"
+    kind = "UNLOGGED TABLE" if engine == POSTGRES and table in STAGING_TABLES else "TABLE"
+    return f"CREATE {kind} IF NOT EXISTS {table.name} (\n{body}\n){layout}"
 
 
 def drop_table_sql(table):
@@ -220,9 +222,16 @@ def empty_staging_sql(table, engine):
     return f"{verb} {table.name}"
 
 
-def copy_from_stdin_sql(table):
-    """PostgreSQL: the local loader streams rows in COPY text format."""
-    return f"COPY {table.name} ({', '.join(table.column_names)}) FROM STDIN"
+def copy_from_stdin_sql(table, freeze=False):
+    """PostgreSQL: the local loader streams rows in COPY text format. FREEZE (allowed
+    right after TRUNCATE in the same transaction) spares a later rewrite of the rows."""
+    options = " WITH (FREEZE)" if freeze else ""
+    return f"COPY {table.name} ({', '.join(table.column_names)}) FROM STDIN{options}"
+
+
+def analyze_sql(table):
+    """PostgreSQL: fresh statistics after staging, so the transform gets good plans."""
+    return f"ANALYZE {table.name}"
 
 
 # --- Redshift COPY from S3. -------------------------------------------------------------
@@ -276,8 +285,10 @@ def copy_songs_sql(source, iam_role, region, max_errors):
 
 # A play is a NextSong event by a known user; it is matched to the song with the same
 # title and artist name, and among several such songs to the one whose duration is
-# closest to the event's length (ties: smallest song_id). One row per natural key, even
-# when staging holds the same event twice.
+# closest to the event's length (ties: smallest song_id). songplay_id is the MD5 of the
+# natural key (user, session, item in session, start time): one row per natural key,
+# even when staging holds the same event twice, and the same id on every load.
+# (user_id is text in staging, as digits: the loader refuses anything else.)
 SONGPLAYS_INSERT = """
 INSERT INTO songplays (
     songplay_id,
@@ -293,6 +304,12 @@ INSERT INTO songplays (
 )
 WITH plays AS (
     SELECT
+        MD5(
+            CAST(CAST(e.user_id AS INTEGER) AS VARCHAR) || '|'
+            || CAST(e.session_id AS VARCHAR) || '|'
+            || CAST(e.item_in_session AS VARCHAR) || '|'
+            || TO_CHAR(e.ts, 'YYYY-MM-DD HH24:MI:SS.MS')
+        ) AS songplay_id,
         e.ts AS start_time,
         CAST(e.user_id AS INTEGER) AS user_id,
         e.level,
@@ -314,7 +331,7 @@ plays_with_best_song AS (
         s.song_id,
         s.artist_id,
         ROW_NUMBER() OVER (
-            PARTITION BY p.user_id, p.session_id, p.item_in_session, p.start_time
+            PARTITION BY p.songplay_id
             ORDER BY
                 ABS(s.duration - p.length),
                 s.song_id,
@@ -329,12 +346,7 @@ plays_with_best_song AS (
 )
 
 SELECT
-    MD5(
-        CAST(b.user_id AS VARCHAR) || '|'
-        || CAST(b.session_id AS VARCHAR) || '|'
-        || CAST(b.item_in_session AS VARCHAR) || '|'
-        || TO_CHAR(b.start_time, 'YYYY-MM-DD HH24:MI:SS.MS')
-    ),
+    b.songplay_id,
     b.start_time,
     b.user_id,
     b.level,
@@ -347,12 +359,7 @@ SELECT
 FROM plays_with_best_song AS b
 WHERE b.preference = 1
   AND NOT EXISTS (
-      SELECT 1
-      FROM songplays AS sp
-      WHERE sp.user_id = b.user_id
-        AND sp.session_id = b.session_id
-        AND sp.item_in_session = b.item_in_session
-        AND sp.start_time = b.start_time
+      SELECT 1 FROM songplays AS sp WHERE sp.songplay_id = b.songplay_id
   )
 """
 
@@ -502,6 +509,7 @@ WHERE preference = 1
 """
 
 # One row per distinct play time; EXTRACT(WEEK) is the ISO week, DOW 0 = Sunday.
+# Inserted in time order: PostgreSQL appends to its index instead of splitting pages.
 TIME_INSERT = """
 INSERT INTO time (
     start_time,
@@ -527,6 +535,7 @@ FROM (
         SELECT 1 FROM time AS t WHERE t.start_time = sp.start_time
     )
 ) AS new_times
+ORDER BY new_times.start_time
 """
 
 # (table, statement) in run order; songplays before time, which is derived from it.
@@ -546,6 +555,11 @@ TRANSFORM_STEPS = (
 # advisory lock instead). LOCK waits until the other run's transaction ends.
 RUN_LOCK_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS etl_run_lock (locked_at TIMESTAMP)"
 RUN_LOCK_TABLE_LOCK = "LOCK etl_run_lock"
+
+
+# PostgreSQL only: the transform sorts and hashes whole staging tables; the default
+# 4 MB of work memory would spill them to disk.
+POSTGRES_TRANSFORM_SETTINGS = "SET LOCAL work_mem = '256MB'"
 
 
 def count_rows_sql(table):

@@ -12,16 +12,18 @@ in memory.
 import io
 import json
 import math
+import multiprocessing
+import os
 import re
+import sys
 import tempfile
+from collections import deque
 from datetime import datetime, timedelta
-from itertools import islice
-from pathlib import Path
 from typing import NamedTuple
 
 import sql_queries
 from sparkify.errors import ConfigError
-from sparkify.jsonfiles import Record, list_data_files, read_records
+from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_records
 
 # The transform casts these text columns; refusing what the cast would refuse keeps one
 # bad record from failing the whole transform.
@@ -32,7 +34,11 @@ EPOCH = datetime(1970, 1, 1)
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 NULL = "\\N"
 INTEGER_TEXT = re.compile(r"[+-]?\d+(\.0*)?")
-ROWS_PER_CHUNK = 2000
+# Work is cut into tasks of about this much input; larger datasets are parsed in
+# parallel worker processes while PostgreSQL ingests.
+TASK_BYTES = 4 * 1024 * 1024
+TASK_FILES = 2000
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 
 
 class BadValue(Exception):
@@ -242,15 +248,32 @@ CONVERTERS = {
 
 
 class RowConverter:
-    """Turns one JSON object into one line of COPY text, or raises BadValue."""
+    """Turns one JSON object into one line of COPY text, or raises BadValue.
+
+    Each column gets a cell function with a fast path for the values real data holds
+    (plain ASCII text that fits, in-range integers, finite floats, epoch milliseconds);
+    anything else takes the general path (`_cell`), which defines the semantics.
+    """
 
     def __init__(self, columns, repair, counters):
         self.columns = columns
         self.repair = repair
         self.counters = counters
+        self.cells = [self._cell_function(column) for column in columns]
 
     def __call__(self, obj):
-        return "\t".join(self._cell(obj, column) for column in self.columns) + "\n"
+        return "\t".join([cell(obj) for cell in self.cells]) + "\n"
+
+    def _cell_function(self, column):
+        general = self._cell
+        if len(column.path) != 1 or not isinstance(column.path[0], str):
+            return lambda obj: general(obj, column)
+        fallback = (
+            (lambda obj: general(obj, column))
+            if column.required
+            else (lambda obj: NULL if obj.get(column.path[0]) is None else general(obj, column))
+        )
+        return FAST_CELLS[column.kind](column.path[0], column.width or 0, fallback)
 
     def _cell(self, obj, column):
         raw = _lookup(obj, column.path)
@@ -287,6 +310,85 @@ class RowConverter:
         return value
 
 
+# Fast cells: the COPY text of the common values, straight from the JSON object; any
+# other value goes to `general`. Each is a closure, built once per column.
+MILLIS_PER_DAY = 86_400_000
+_day_prefixes = {}
+
+
+def _fast_text_cell(key, width, general):
+    def cell(obj):
+        value = obj.get(key)
+        if (
+            type(value) is str  # noqa: E721 - exact type: str subclasses take the general path
+            and value.isascii()
+            and value.isprintable()  # no tab, newline, CR or NUL to escape
+            and "\\" not in value
+            and 0 < len(value) <= (width or len(value))
+            and not value[0].isspace()
+        ):
+            return value
+        return general(obj)
+
+    return cell
+
+
+def _fast_integer_cell(key, width, general):
+    def cell(obj):
+        value = obj.get(key)
+        if type(value) is int and -2147483648 <= value <= 2147483647:  # noqa: E721
+            return str(value)
+        return general(obj)
+
+    return cell
+
+
+def _fast_integer_text_cell(key, width, general):
+    def cell(obj):
+        value = obj.get(key)
+        if type(value) is str and value.isdigit() and value.isascii():  # noqa: E721
+            return str(int(value))
+        return general(obj)
+
+    return cell
+
+
+def _fast_float_cell(key, width, general):
+    def cell(obj):
+        value = obj.get(key)
+        if type(value) is float and math.isfinite(value):  # noqa: E721
+            return repr(value)
+        return general(obj)
+
+    return cell
+
+
+def _fast_timestamp_cell(key, width, general):
+    def cell(obj):
+        value = obj.get(key)
+        if type(value) is not int or not 0 <= value < 253402300800000:  # noqa: E721 - year < 10000
+            return general(obj)
+        days, millis = divmod(value, MILLIS_PER_DAY)
+        prefix = _day_prefixes.get(days)
+        if prefix is None:
+            prefix = _day_prefixes[days] = (EPOCH + timedelta(days=days)).strftime("%Y-%m-%d ")
+        seconds, millis = divmod(millis, 1000)
+        minutes, seconds = divmod(seconds, 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+    return cell
+
+
+FAST_CELLS = {
+    "text": _fast_text_cell,
+    "integer": _fast_integer_cell,
+    "integer_text": _fast_integer_text_cell,
+    "float": _fast_float_cell,
+    "timestamp": _fast_timestamp_cell,
+}
+
+
 class RejectSink:
     """Rejected records, spooled to a temporary file in COPY text format."""
 
@@ -318,35 +420,64 @@ class RejectSink:
         self.spool.close()
 
 
-def converted_lines(files, convert, counters, rejects, dataset, display_root):
-    """COPY lines for every loadable record of the files; the rest go to rejects."""
-    for path in files:
-        counters.files += 1
-        shown = _display_path(path, display_root)
+class Task(NamedTuple):
+    """Files, or pieces of a large file, converted together by one worker."""
+
+    pieces: list  # (path, shown name, start, end, first_line)
+
+
+class TaskResult(NamedTuple):
+    copy_text: bytes
+    counts: dict
+    rejects: list  # (file, line, reason, raw)
+
+
+def plan_tasks(files, display_root, task_bytes=TASK_BYTES, task_files=TASK_FILES):
+    """Group (path, size) files, and pieces of large ones, into tasks of ~task_bytes input.
+
+    Files are named in messages relative to the dataset folder's parent
+    (log_data/2018/11/2018-11-01-events.json).
+    """
+    prefix = os.path.join(os.path.dirname(os.path.abspath(display_root)), "")
+    task, task_size = [], 0
+    for path, size in files:
+        shown = path[len(prefix) :] if path.startswith(prefix) else path
+        for start, end, first_line in file_pieces(path, size, task_bytes):
+            task.append((path, shown, start, end, first_line))
+            task_size += (end or size) - start
+            if task_size >= task_bytes or len(task) >= task_files:
+                yield Task(task)
+                task, task_size = [], 0
+    if task:
+        yield Task(task)
+
+
+def convert_task(task, columns, repair):
+    """COPY text for every loadable record of a task; the rest become rejects."""
+    counters = Counters()
+    convert = RowConverter(columns, repair, counters)
+    lines, rejects = [], []
+    for path, shown, start, end, first_line in task.pieces:
         read_before = counters.read
-        for item in read_records(path):
+        if start == 0:
+            counters.files += 1
+        for item in read_records(path, start, end, first_line):
             counters.read += 1
             if isinstance(item, Record):
                 try:
-                    line = convert(item.value)
-                except BadValue as error:
-                    rejects.add(dataset, shown, item.line, str(error), _record_excerpt(item.value))
-                    counters.rejected += 1
+                    lines.append(convert(item.value))
+                    counters.loaded += 1
                     continue
-                counters.loaded += 1
-                yield line
+                except BadValue as error:
+                    reason, raw = str(error), _record_excerpt(item.value)
             else:
-                rejects.add(dataset, shown, item.line, item.reason, item.raw)
-                counters.rejected += 1
-        if counters.read == read_before:
+                reason, raw = item.reason, item.raw
+            rejects.append((shown, item.line, reason, raw))
+            counters.rejected += 1
+        if counters.read == read_before and end is None:
             counters.empty_files += 1
-
-
-def _display_path(path, root):
-    try:
-        return str(path.relative_to(root.parent))
-    except ValueError:
-        return str(path)
+    copy_text = "".join(lines).encode("utf-8")
+    return TaskResult(copy_text, vars(counters), rejects)
 
 
 def _record_excerpt(value):
@@ -354,41 +485,61 @@ def _record_excerpt(value):
     return text if len(text) <= 200 else text[:200] + "…"
 
 
-class LineStream(io.RawIOBase):
-    """A read-only file over an iterator of text lines, for cursor.copy_expert."""
+class ChunkStream:
+    """A read-only file over an iterator of byte chunks, for cursor.copy_expert.
 
-    def __init__(self, lines):
-        self._lines = lines
-        self._buffer = b""
+    read() hands over one whole chunk at a time (psycopg2 sends what read returns).
+    """
 
-    def readable(self):
-        return True
+    def __init__(self, chunks):
+        self._chunks = chunks
 
-    def readinto(self, target):
-        while len(self._buffer) < len(target):
-            chunk = "".join(islice(self._lines, ROWS_PER_CHUNK))
-            if not chunk:
-                break
-            self._buffer += chunk.encode("utf-8")
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size
+    def read(self, size=-1):
+        return next(self._chunks, b"")
 
 
-def copy_lines(cursor, table, lines):
-    """Stream COPY text lines into a table; returns nothing, counts are kept by the caller."""
-    stream = io.BufferedReader(LineStream(iter(lines)), buffer_size=256 * 1024)
-    cursor.copy_expert(sql_queries.copy_from_stdin_sql(table), stream, size=256 * 1024)
+def converted_results(tasks, columns, repair, workers):
+    """TaskResults in task order; with workers > 1, converted in parallel processes.
+
+    At most 2 tasks per worker are in flight, so memory stays flat however large the
+    dataset, while PostgreSQL ingests one chunk and the workers parse the next.
+    """
+    if workers <= 1:
+        for task in tasks:
+            yield convert_task(task, columns, repair)
+        return
+    context = multiprocessing.get_context("forkserver" if sys.platform != "linux" else "fork")
+    with context.Pool(workers) as pool:
+        in_flight = deque()
+        for task in tasks:
+            in_flight.append(pool.apply_async(convert_task, (task, columns, repair)))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().get()
+        while in_flight:
+            yield in_flight.popleft().get()
 
 
-def stage_dataset(cursor, dataset, table, root, columns, window, repair, rejects):
-    """Load one staging table from the files under root; returns its Counters."""
-    root = Path(root)
+def stage_dataset(cursor, dataset, table, root, columns, window, repair, rejects, workers=1):
+    """Load one staging table, just emptied by TRUNCATE in this transaction, from the
+    files under root; returns its Counters."""
     listing = list_data_files(root, window)
     counters = Counters()
     counters.ignored, counters.outside_window = listing.ignored, listing.outside_window
-    convert = RowConverter(columns, repair, counters)
-    lines = converted_lines(listing.files, convert, counters, rejects, dataset, root)
-    copy_lines(cursor, table, lines)
+    total_bytes = sum(size for _, size in listing.files)
+    workers = workers if total_bytes >= PARALLEL_MIN_BYTES else 1
+    tasks = plan_tasks(listing.files, root)
+    results = converted_results(tasks, columns, repair, workers)
+
+    def chunks():
+        for result in results:
+            for name, value in result.counts.items():
+                if isinstance(value, int):
+                    setattr(counters, name, getattr(counters, name) + value)
+            for file, line, reason, raw in result.rejects:
+                rejects.add(dataset, file, line, reason, raw)
+            if result.copy_text:
+                yield result.copy_text
+
+    cursor.copy_expert(sql_queries.copy_from_stdin_sql(table, freeze=True), ChunkStream(chunks()))
+    cursor.execute(sql_queries.analyze_sql(table))
     return counters

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import sample_data
 import sql_queries
 from sparkify.jsonfiles import Record, read_records
-from sparkify.staging import BadValue, Counters, RowConverter, copy_lines, staging_columns
+from sparkify.staging import BadValue, ChunkStream, Counters, RowConverter, staging_columns
 
 EVENT_COLUMNS = staging_columns(
     sql_queries.STAGING_EVENTS, [(f"$['{f}']", (f,)) for f in sample_data.JSONPATHS]
@@ -117,7 +117,8 @@ def test_postgres_accepts_every_line_the_loader_produces(records, junk, staging_
     read, loaded, rejected = convert_file(path)
     assert read == len(loaded) + rejected
     with staging_db.cursor() as cur:
-        copy_lines(cur, sql_queries.STAGING_EVENTS, loaded)
+        copy_sql = sql_queries.copy_from_stdin_sql(sql_queries.STAGING_EVENTS)
+        cur.copy_expert(copy_sql, ChunkStream(iter(["".join(loaded).encode()])))
         cur.execute("SELECT COUNT(*) FROM staging_events")
         assert cur.fetchone()[0] == len(loaded)
         LOADED_SOMETHING.append(len(loaded))
@@ -130,3 +131,18 @@ LOADED_SOMETHING = []
 def test_the_postgres_fuzz_really_loaded_rows():
     # Runs after the property above (file order): it must have loaded rows, not only rejects.
     assert sum(LOADED_SOMETHING) > 50
+
+
+@settings(max_examples=400, deadline=None)
+@given(record=st.one_of(loadable_event, event_like))
+def test_fast_paths_give_the_same_text_as_the_general_path(record):
+    fast = RowConverter(EVENT_COLUMNS, repair=True, counters=Counters())
+    general = RowConverter(EVENT_COLUMNS, repair=True, counters=Counters())
+    try:
+        expected = "\t".join(general._cell(record, column) for column in EVENT_COLUMNS) + "\n"
+    except BadValue as error:
+        with pytest.raises(BadValue) as raised:
+            fast(record)
+        assert str(raised.value) == str(error)
+        return
+    assert fast(record) == expected

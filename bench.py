@@ -1,0 +1,276 @@
+"""Benchmark the local pipeline at scale, against PostgreSQL's own limit, in one run.
+
+Generates (and caches in .bench/, keyed by size and seed) a dataset with sample_data.py,
+runs the full local pipeline (create tables, stage, transform, checks, row counts) on a
+PostgreSQL server and times each phase. In the same run it measures:
+  the limit    - the same staged rows loaded by COPY … FROM STDIN from ready-made CSV
+                 (no JSON parsing at all), into the same tables;
+  row inserts  - the usual approach, one INSERT per row via executemany, on a subset of
+                 the events (--row-insert-sample), extrapolated per row.
+Prints a table and writes the numbers to a JSON file.
+
+The server is a throwaway cluster in .bench/pg, unless --dsn names a database (its
+Sparkify tables are dropped and recreated).
+
+examples:
+  python bench.py                                   # 1,000,000 events, 100,000 song files
+  python bench.py --events 20000 --songs 2000 --out /tmp/bench.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+
+import create_tables
+import etl
+import sample_data
+import sql_queries
+from sparkify import pg_cluster, warehouse
+from sparkify.config import load_config
+from sparkify.jsonfiles import list_data_files, read_records
+from sparkify.output import configure_logging, table
+from sparkify.staging import Counters, RowConverter, read_jsonpaths, staging_columns
+
+ROOT = Path(__file__).resolve().parent
+BENCH_DIR = ROOT / ".bench"
+
+
+def dataset(events, songs, seed, cache_dir):
+    """The cached dataset for this size and seed, generated on first use."""
+    folder = Path(cache_dir) / f"events{events}-songs{songs}-seed{seed}"
+    done = folder / ".complete"
+    if not done.exists():
+        started = time.perf_counter()
+        sample_data.generate(folder, events=events, songs=songs, seed=seed)
+        done.write_text("ok")
+        print(f"generated {events} events and {songs} song files in {time.perf_counter() - started:.1f} s")
+    return folder
+
+
+def write_config(folder, dsn, data_dir):
+    config = Path(folder) / "bench.cfg"
+    config.write_text(
+        "[ETL]\nTARGET = local\n[LOCAL]\n"
+        f"DSN = {dsn}\n[S3]\nLOG_DATA = {data_dir / 'log_data'}\n"
+        f"SONG_DATA = {data_dir / 'song_data'}\nLOG_JSONPATH = {data_dir / 'log_json_path.json'}\n"
+    )
+    return config
+
+
+def run_pipeline(config_path):
+    """create_tables + etl's load on one connection; returns (seconds by phase, report)."""
+    config = load_config(config_path)
+    seconds = {}
+    started = time.perf_counter()
+    if create_tables.main(["--config", str(config_path), "--quiet"]) != 0:
+        raise SystemExit("create_tables.py failed")
+    seconds["create tables"] = time.perf_counter() - started
+    conn = warehouse.connect(config)
+    try:
+        report = etl.load(conn, config, (None, None))
+    finally:
+        conn.close()
+    seconds.update(report.seconds_by_phase)
+    return seconds, report
+
+
+def copy_limit_seconds(dsn, tables):
+    """Seconds for COPY FROM STDIN of the staged rows, from CSV already in memory/disk."""
+    conn = psycopg2.connect(dsn)
+    total = 0.0
+    try:
+        with conn.cursor() as cur:
+            for staging_table in tables:
+                with tempfile.TemporaryFile() as csv_file:
+                    cur.copy_expert(f"COPY {staging_table.name} TO STDOUT WITH (FORMAT csv)", csv_file)
+                    csv_file.seek(0)
+                    columns = ", ".join(staging_table.column_names)
+                    cur.execute(f"TRUNCATE {staging_table.name}")
+                    started = time.perf_counter()
+                    cur.copy_expert(
+                        f"COPY {staging_table.name} ({columns}) FROM STDIN WITH (FORMAT csv, FREEZE)",
+                        csv_file,
+                    )
+                    total += time.perf_counter() - started
+        conn.rollback()  # leave the staged rows as the pipeline left them
+    finally:
+        conn.close()
+    return total
+
+
+def row_insert_seconds_per_row(dsn, data_dir, sample_size):
+    """The usual approach: parse each event and INSERT it, executemany, on a subset."""
+    paths = read_jsonpaths(data_dir / "log_json_path.json")
+    columns = staging_columns(sql_queries.STAGING_EVENTS, paths)
+    convert = RowConverter(columns, repair=False, counters=Counters())
+    placeholders = ", ".join(["%s"] * len(columns))
+    insert = (
+        f"INSERT INTO {sql_queries.STAGING_EVENTS.name} "
+        f"({', '.join(sql_queries.STAGING_EVENTS.column_names)}) VALUES ({placeholders})"
+    )
+    conn = psycopg2.connect(dsn)
+    rows = 0
+    started = time.perf_counter()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TEMP TABLE bench_rows (LIKE {sql_queries.STAGING_EVENTS.name})")
+            insert = insert.replace(sql_queries.STAGING_EVENTS.name, "bench_rows", 1)
+            batch = []
+            for path, _ in list_data_files(data_dir / "log_data").files:
+                for item in read_records(path):
+                    values = [None if v == "\\N" else v for v in convert(item.value).rstrip("\n").split("\t")]
+                    batch.append(values)
+                    rows += 1
+                    if len(batch) == 1000 or rows == sample_size:
+                        cur.executemany(insert, batch)
+                        batch = []
+                    if rows == sample_size:
+                        break
+                if rows == sample_size:
+                    break
+            if batch:
+                cur.executemany(insert, batch)
+        conn.commit()
+    finally:
+        conn.close()
+    return (time.perf_counter() - started) / max(rows, 1), rows
+
+
+def machine():
+    with open("/proc/meminfo") as meminfo:
+        total_kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+    cpu = "unknown"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu
+            )
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(total_kb / 1024**2, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+    }
+
+
+def postgres_version(dsn):
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        version = cur.fetchone()[0]
+    conn.close()
+    return version
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process and of its largest child (the parse workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return round(own, 1), round(children, 1)
+
+
+def measure(args):
+    data_dir = dataset(args.events, args.songs, args.seed, args.cache_dir)
+    BENCH_DIR.mkdir(exist_ok=True)
+    dsn = args.dsn or pg_cluster.start(BENCH_DIR / "pg")
+    config = write_config(tempfile.mkdtemp(prefix="sparkify-bench-"), dsn, data_dir)
+    started = time.perf_counter()
+    seconds, report = run_pipeline(config)
+    total = time.perf_counter() - started
+    rss, workers_rss = peak_rss_mb()
+    staged = sum(seconds[f"stage {t.name}"] for t in sql_queries.STAGING_TABLES)
+    limit = copy_limit_seconds(dsn, sql_queries.STAGING_TABLES)
+    per_row, sampled = row_insert_seconds_per_row(dsn, data_dir, args.row_insert_sample)
+    staged_rows = sum(counters.loaded for counters in report.staging.values())
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "events": args.events,
+        "song_files": args.songs,
+        "seed": args.seed,
+        "rows_after": report.rows_after,
+        "seconds_total": round(total, 2),
+        "seconds_by_phase": {name: round(value, 2) for name, value in seconds.items()},
+        "events_per_second": round(args.events / total),
+        "staging_seconds": round(staged, 2),
+        "copy_limit_seconds": round(limit, 2),
+        "stage_vs_copy_limit": round(staged / limit, 2),
+        "row_insert_sample_rows": sampled,
+        "row_insert_seconds_per_row": per_row,
+        "row_insert_seconds_extrapolated": round(per_row * staged_rows, 1),
+        "speedup_vs_row_inserts": round(per_row * staged_rows / staged, 1),
+        "peak_rss_mb": rss,
+        "peak_rss_mb_parse_workers": workers_rss,
+        "machine": machine(),
+        "postgres": postgres_version(dsn),
+    }
+
+
+def render(result):
+    phases = [(name, value) for name, value in result["seconds_by_phase"].items()]
+    lines = [
+        f"{result['events']:,} events, {result['song_files']:,} song files "
+        f"({result['machine']['cores']} cores, {result['machine']['memory_gb']} GB, "
+        f"PostgreSQL {result['postgres']})",
+        "",
+        table(phases + [("total", result["seconds_total"])], ("phase", "seconds")),
+        "",
+        table(
+            [
+                ("events per second", result["events_per_second"]),
+                ("staging seconds", result["staging_seconds"]),
+                ("COPY-from-CSV limit seconds", result["copy_limit_seconds"]),
+                ("staging / limit", result["stage_vs_copy_limit"]),
+                ("row INSERTs, extrapolated s", result["row_insert_seconds_extrapolated"]),
+                ("speedup vs row INSERTs", result["speedup_vs_row_inserts"]),
+                ("peak RSS MB (main)", result["peak_rss_mb"]),
+                ("peak RSS MB (parse worker)", result["peak_rss_mb_parse_workers"]),
+            ],
+            ("measure", "value"),
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="log events (default 1,000,000)")
+    parser.add_argument("--songs", type=int, default=100_000, help="song files (default 100,000)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument(
+        "--row-insert-sample",
+        type=int,
+        default=50_000,
+        help="events inserted row by row for the comparison (default 50,000)",
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=BENCH_DIR / "data", help="where datasets are cached"
+    )
+    parser.add_argument("--dsn", help="use this database instead of a throwaway cluster (tables are dropped)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json", help="JSON results file")
+    try:
+        args = parser.parse_args(argv or [])
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2
+    configure_logging(quiet=True)
+    result = measure(args)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(render(result))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

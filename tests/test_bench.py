@@ -1,0 +1,58 @@
+"""The benchmark code runs end to end at a small size (no timing assertions)."""
+
+import json
+
+import bench
+
+
+def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = bench.main(
+        [
+            "--events",
+            "20000",
+            "--songs",
+            "2000",
+            "--row-insert-sample",
+            "2000",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--dsn",
+            dsn,
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    for field in (
+        "events",
+        "song_files",
+        "seconds_total",
+        "seconds_by_phase",
+        "events_per_second",
+        "copy_limit_seconds",
+        "stage_vs_copy_limit",
+        "speedup_vs_row_inserts",
+        "peak_rss_mb",
+        "machine",
+        "postgres",
+    ):
+        assert field in result, field
+    assert result["events"] == 20000 and result["song_files"] == 2000
+    assert result["rows_after"]["songs"] == 2000
+    assert {"stage staging_events", "stage staging_songs", "transform", "checks"} <= set(
+        result["seconds_by_phase"]
+    )
+    assert result["machine"]["cores"] >= 1
+    printed = capsys.readouterr().out
+    assert "staging / limit" in printed and "speedup vs row INSERTs" in printed
+
+
+def test_bench_reuses_the_cached_dataset(tmp_path):
+    first = bench.dataset(500, 50, 3, tmp_path)
+    marker = first / ".complete"
+    stamp = marker.stat().st_mtime_ns
+    assert bench.dataset(500, 50, 3, tmp_path) == first
+    assert marker.stat().st_mtime_ns == stamp
+    assert bench.dataset(500, 50, 4, tmp_path) != first
