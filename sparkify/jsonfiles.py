@@ -165,12 +165,7 @@ class _ObjectReader:
                 _excerpt(raw.decode("utf-8", "replace")),
             )
             return
-        if not self.pending:
-            yield from self._parse_start(text, line_no)
-            return
-        self.pending.append(text)
-        self.pending_chars += len(text)
-        yield from self._parse_pending(line_no, text)
+        yield from self._refeed(text, line_no)
 
     def finish(self):
         yield from self._reject_pending("truncated: JSON object not closed at end of file")
@@ -189,24 +184,36 @@ class _ObjectReader:
             return
         yield from self._scan(text, line_no)
 
-    def _parse_pending(self, line_no, last_line):
+    def _parse_pending(self, line_no, last_line):  # noqa: ARG002 - line_no kept for symmetry
         if self.pending_chars > MAX_RECORD_CHARS:
             yield from self._reject_pending(f"JSON object larger than {MAX_RECORD_CHARS} characters")
             return
         buffer, start = "".join(self.pending), self.pending_start
         outcome = list(_scan_buffer(buffer, start))
         if outcome and isinstance(outcome[-1], _Incomplete):
-            self._keep(outcome[-1].text, outcome[-1].line)
+            if len(outcome) > 1:  # objects closed before the open one: keep only its text
+                self._keep(outcome[-1].text, outcome[-1].line)
             yield from outcome[:-1]
             return
         if outcome and isinstance(outcome[0], Reject) and len(self.pending) > 1:
-            # The open object is broken; report it alone and read the last line afresh.
-            self.pending.pop()
-            yield from self._reject_pending("malformed JSON object")
-            yield from self._parse_start(last_line, line_no)
+            # The open object is broken. Report its first line alone and read the lines
+            # after it afresh: a JSON line following a cut-off one must not be lost.
+            first, following = self.pending[0], self.pending[1:]
+            self._clear()
+            yield Reject(start, f"malformed JSON: object not closed before line {start + 1}", _excerpt(first))
+            for offset, text in enumerate(following, start=1):
+                yield from self._refeed(text, start + offset)
             return
         self._clear()
         yield from outcome
+
+    def _refeed(self, text, line_no):
+        if not self.pending:
+            yield from self._parse_start(text, line_no)
+            return
+        self.pending.append(text)
+        self.pending_chars += len(text)
+        yield from self._parse_pending(line_no, text)
 
     def _scan(self, text, line_no):
         outcome = list(_scan_buffer(text, line_no))

@@ -432,13 +432,14 @@ class TaskResult(NamedTuple):
     rejects: list  # (file, line, reason, raw)
 
 
-def plan_tasks(files, display_root, task_bytes=TASK_BYTES, task_files=TASK_FILES):
+def plan_tasks(files, display_root):
     """Group (path, size) files, and pieces of large ones, into tasks of ~task_bytes input.
 
     Files are named in messages relative to the dataset folder's parent
     (log_data/2018/11/2018-11-01-events.json).
     """
     prefix = os.path.join(os.path.dirname(os.path.abspath(display_root)), "")
+    task_bytes, task_files = TASK_BYTES, TASK_FILES
     task, task_size = [], 0
     for path, size in files:
         shown = path[len(prefix) :] if path.startswith(prefix) else path
