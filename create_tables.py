@@ -2,8 +2,9 @@
 
 Everything in the warehouse's Sparkify tables is lost; run etl.py afterwards.
 
-example:
+examples:
   python create_tables.py --config dwh.cfg
+  python create_tables.py --config dwh.cfg --dry-run     # the SQL, nothing run
 """
 
 import logging
@@ -12,38 +13,59 @@ import sys
 import sql_queries
 from sparkify import cli, warehouse
 from sparkify.config import load_config
-from sparkify.output import mask_secrets
+from sparkify.output import mask_secrets, masked
 
 log = logging.getLogger("sparkify")
 
 
-def drop_tables(cursor, engine):
-    for table in reversed(sql_queries.tables_for(engine)):
-        warehouse.timed_execute(cursor, sql_queries.drop_table_sql(table))
+def table_statements(engine):
+    """(what, SQL): drop every table, then create them all."""
+    tables = sql_queries.tables_for(engine)
+    return [
+        *((f"dropped {t.name}", sql_queries.drop_table_sql(t)) for t in reversed(tables)),
+        *((f"created {t.name}", sql_queries.create_table_sql(t, engine)) for t in tables),
+    ]
 
 
-def create_tables(cursor, engine):
-    for table in sql_queries.tables_for(engine):
-        _, seconds = warehouse.timed_execute(cursor, sql_queries.create_table_sql(table, engine))
-        log.info("created %-15s (%.2f s)", table.name, seconds)
+def planned_statements(engine, lock_timeout_seconds):
+    """(what, SQL) for every statement create_tables.py sends, in order (--dry-run)."""
+    lock = [
+        ("take the run lock", sql) for sql in sql_queries.run_lock_statements(engine, lock_timeout_seconds)
+    ]
+    return [*lock, *table_statements(engine), ("all or nothing", "COMMIT")]
+
+
+def drop_and_create(cursor, engine):
+    for what, sql in table_statements(engine):
+        _, seconds = warehouse.timed_execute(cursor, sql)
+        log.info("%-23s (%.2f s)", what, seconds)
 
 
 def recreate(args):
     config = load_config(args.config)
     mask_secrets(config.secrets())
+    if args.dry_run:
+        for what, sql in planned_statements(config.target, config.lock_timeout_seconds):
+            print(masked(f"-- {what}\n{sql};\n"))
+        return
     conn = warehouse.connect(config)
     try:
         with warehouse.database_errors_as("recreating the tables"), warehouse.transaction(conn) as cur:
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
-            drop_tables(cur, config.target)
-            create_tables(cur, config.target)
+            drop_and_create(cur, config.target)
     finally:
         conn.close()
     log.info("%d tables ready on the %s warehouse", len(sql_queries.tables_for(config.target)), config.target)
 
 
 def main(argv=None):
-    args, exit_code = cli.parse(cli.parser_for(__doc__), argv)
+    parser = cli.parser_for(__doc__)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every SQL statement it would send, in order; touch nothing",
+    )
+    args, exit_code = cli.parse(parser, argv)
     if args is None:
         return exit_code
     return cli.run(recreate, args)

@@ -9,6 +9,7 @@ examples:
   python etl.py --config dwh.cfg
   python etl.py --config dwh.cfg --from 2018-11-05 --to 2018-11-05   # one day's log
   python etl.py --config dwh.cfg --check-only                        # checks, no load
+  python etl.py --config dwh.cfg --dry-run                           # the SQL, nothing run
 """
 
 import logging
@@ -27,7 +28,8 @@ from sparkify import cli, warehouse
 from sparkify.checks import all_checks, run_checks
 from sparkify.config import LOCAL, load_config
 from sparkify.errors import ChecksFailed, DataError, UsageError
-from sparkify.output import mask_secrets, table
+from sparkify.jsonfiles import list_data_files
+from sparkify.output import mask_secrets, masked, table
 from sparkify.redshift import copy_statements
 from sparkify.staging import RejectSink, read_jsonpaths, stage_dataset, staging_columns
 
@@ -60,38 +62,52 @@ def timed(seconds_by_phase, phase):
     seconds_by_phase[phase] = seconds_by_phase.get(phase, 0.0) + time.perf_counter() - started
 
 
-def stage_local(cursor, config, window, rejects, seconds_by_phase):
-    """Refresh both staging tables from local folders; returns {dataset: Counters}."""
+class LocalDataset(NamedTuple):
+    name: str  # song_data | log_data
+    table: object  # sql_queries.Table
+    root: str
+    columns: list
+    window: tuple | None  # only the log is loaded by date
+
+
+def local_datasets(config, window):
+    """The two local datasets, songs first (the transform needs the whole catalogue)."""
     event_columns = staging_columns(
         sql_queries.STAGING_EVENTS, read_jsonpaths(config.get("S3", "LOG_JSONPATH"))
     )
-    datasets = (
-        (
+    return (
+        LocalDataset(
             "song_data",
             sql_queries.STAGING_SONGS,
             config.get("S3", "SONG_DATA"),
             staging_columns(sql_queries.STAGING_SONGS),
             None,
         ),
-        ("log_data", sql_queries.STAGING_EVENTS, config.get("S3", "LOG_DATA"), event_columns, window),
+        LocalDataset(
+            "log_data", sql_queries.STAGING_EVENTS, config.get("S3", "LOG_DATA"), event_columns, window
+        ),
     )
+
+
+def stage_local(cursor, config, window, rejects, seconds_by_phase):
+    """Refresh both staging tables from local folders; returns {dataset: Counters}."""
     results = {}
-    for dataset, staging_table, root, columns, files_window in datasets:
-        with timed(seconds_by_phase, f"stage {staging_table.name}") as elapsed:
-            cursor.execute(sql_queries.empty_staging_sql(staging_table, LOCAL))
+    for dataset in local_datasets(config, window):
+        with timed(seconds_by_phase, f"stage {dataset.table.name}") as elapsed:
+            cursor.execute(sql_queries.empty_staging_sql(dataset.table, LOCAL))
             counters = stage_dataset(
                 cursor,
-                dataset,
-                staging_table,
-                root,
-                columns,
-                files_window,
+                dataset.name,
+                dataset.table,
+                dataset.root,
+                dataset.columns,
+                dataset.window,
                 config.repair_mojibake,
                 rejects,
                 workers=os.cpu_count() or 1,
             )
-        report_staging(dataset, staging_table, counters, elapsed())
-        results[dataset] = counters
+        report_staging(dataset.name, dataset.table, counters, elapsed())
+        results[dataset.name] = counters
     return results
 
 
@@ -124,11 +140,16 @@ def report_staging(dataset, staging_table, counters, seconds):
         log.warning("%s: no data files found", dataset)
 
 
-def stage_redshift(cursor, config, window, seconds_by_phase):
+def redshift_copies(config, window):
+    """(table, COPY) in run order; a date window lists the log keys in S3 first."""
     s3_client = None if window == (None, None) else boto3.client("s3", region_name=config.get("S3", "REGION"))
+    return copy_statements(config, window, s3_client)
+
+
+def stage_redshift(cursor, config, window, seconds_by_phase):
     for staging_table in sql_queries.STAGING_TABLES:
         cursor.execute(sql_queries.empty_staging_sql(staging_table, config.target))
-    for table_name, copy_sql in copy_statements(config, window, s3_client):
+    for table_name, copy_sql in redshift_copies(config, window):
         with timed(seconds_by_phase, f"stage {table_name}") as elapsed:
             cursor.execute(copy_sql)
         log.info("%-15s COPY done (%.2f s so far)", table_name, elapsed())
@@ -229,6 +250,38 @@ def summary(before, after):
     return table(rows, ("table", "rows before", "rows after", "added"))
 
 
+def planned_statements(config, window):
+    """(what, SQL) for every statement a run sends, in order; --dry-run prints them."""
+    engine = config.target
+    steps = [
+        ("take the run lock", sql)
+        for sql in sql_queries.run_lock_statements(engine, config.lock_timeout_seconds)
+    ]
+    if engine == LOCAL:
+        steps.append(("settings", sql_queries.POSTGRES_TRANSFORM_SETTINGS))
+        for dataset in local_datasets(config, window):
+            files = list_data_files(dataset.root, dataset.window).files
+            steps += [
+                (dataset.table.name, sql_queries.empty_staging_sql(dataset.table, LOCAL)),
+                (
+                    f"{dataset.table.name}: rows from {len(files)} files under {dataset.root}",
+                    sql_queries.copy_from_stdin_sql(dataset.table, freeze=True),
+                ),
+                (dataset.table.name, sql_queries.analyze_sql(dataset.table)),
+            ]
+    else:
+        steps += [(t.name, sql_queries.empty_staging_sql(t, engine)) for t in sql_queries.STAGING_TABLES]
+        steps += redshift_copies(config, window)
+    steps += list(sql_queries.TRANSFORM_STEPS)
+    steps += [(f"check: {check.name} (expected {check.expected})", check.sql) for check in all_checks(config)]
+    return [*steps, ("all or nothing", "COMMIT")]
+
+
+def print_plan(steps):
+    for what, sql in steps:
+        print(masked(f"-- {what}\n{sql.strip()};\n"))
+
+
 def check_only(conn, config):
     with warehouse.database_errors_as("the checks"), warehouse.transaction(conn) as cur:
         check_quality(cur, config)
@@ -238,6 +291,9 @@ def run_etl(args):
     window = date_window(args)
     config = load_config(args.config)
     mask_secrets(config.secrets())
+    if args.dry_run:
+        print_plan(planned_statements(config, window))
+        return
     conn = warehouse.connect(config)
     try:
         if args.check_only:
@@ -263,6 +319,11 @@ def build_parser():
         "--check-only",
         action="store_true",
         help="run the data quality checks on the star tables; load nothing",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every SQL statement a run would send, in order; touch nothing",
     )
     return parser
 

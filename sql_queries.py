@@ -551,10 +551,26 @@ TRANSFORM_STEPS = (
 )
 
 
-# Redshift: one etl.py run at a time, by locking a table of its own (PostgreSQL uses an
-# advisory lock instead). LOCK waits until the other run's transaction ends.
+# One etl.py run at a time per warehouse, for the length of the run's transaction.
+# PostgreSQL: a transaction-level advisory lock, waiting at most lock_timeout.
+# Redshift: LOCK on a table of its own, waiting at most statement_timeout.
+RUN_LOCK_KEY = 5_350_001_142  # any 64-bit number, the same for every run
 RUN_LOCK_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS etl_run_lock (locked_at TIMESTAMP)"
 RUN_LOCK_TABLE_LOCK = "LOCK etl_run_lock"
+
+
+def run_lock_statements(engine, timeout_seconds):
+    """The statements that take the run lock; the one that waits is second to last
+    on Redshift (then the timeout is reset), last on PostgreSQL."""
+    seconds = int(timeout_seconds)
+    if engine == POSTGRES:
+        return [f"SET LOCAL lock_timeout = '{seconds}s'", f"SELECT pg_advisory_xact_lock({RUN_LOCK_KEY})"]
+    return [
+        f"SET statement_timeout TO {seconds * 1000}",
+        RUN_LOCK_TABLE_CREATE,
+        RUN_LOCK_TABLE_LOCK,
+        "SET statement_timeout TO 0",
+    ]
 
 
 # PostgreSQL only: the transform sorts and hashes whole staging tables; the default

@@ -2,6 +2,8 @@
 
 import argparse
 import logging
+import os
+import sys
 from pathlib import Path
 
 from sparkify.errors import SparkifyError
@@ -49,4 +51,7 @@ def run(body, args):
     except KeyboardInterrupt:
         log.error("interrupted: nothing of this run was committed")
         return 130
+    except BrokenPipeError:  # the reader went away (`etl.py --dry-run | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0

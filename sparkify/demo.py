@@ -21,6 +21,7 @@ import create_tables  # noqa: E402
 import etl  # noqa: E402
 import sample_data  # noqa: E402
 from sparkify import pg_cluster  # noqa: E402
+from sparkify.errors import SparkifyError, UsageError  # noqa: E402
 
 DEMO_DIR = ROOT / ".demo"
 CLUSTER_DIR = ROOT / ".local-pg"
@@ -38,28 +39,37 @@ def demo_config(dsn, data_dir):
     )
 
 
+def prepare(data=None):
+    """Data, a PostgreSQL server and .demo/dwh.cfg for them; returns the config path.
+
+    data: a folder laid out like the sample, or None to generate sample data once.
+    """
+    if data:
+        data_dir = Path(data).resolve()
+        if not (data_dir / "log_data").is_dir() or not (data_dir / "song_data").is_dir():
+            raise UsageError(f"{data_dir} has no log_data/ and song_data/ folders")
+    else:
+        data_dir = DEMO_DIR / "data"
+        if not (data_dir / ".complete").exists():
+            sample_data.generate(data_dir, events=20_000, songs=2_000, seed=42)
+            (data_dir / ".complete").write_text("ok")
+            print(f"generated 20000 events and 2000 song files in {data_dir}")
+    dsn = os.environ.get("SPARKIFY_LOCAL_DSN") or pg_cluster.start(CLUSTER_DIR)
+    DEMO_DIR.mkdir(exist_ok=True)
+    config = DEMO_DIR / "dwh.cfg"
+    config.write_text(demo_config(dsn, data_dir))
+    return config
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="a folder laid out like the sample (default: generate)")
     args = parser.parse_args(argv)
-    if args.data:
-        data_dir = args.data.resolve()
-        if not (data_dir / "log_data").is_dir() or not (data_dir / "song_data").is_dir():
-            print(f"error: {data_dir} has no log_data/ and song_data/ folders", file=sys.stderr)
-            return 2
-    else:
-        data_dir = DEMO_DIR / "data"
-        if not data_dir.exists():
-            sample_data.generate(data_dir, events=20_000, songs=2_000, seed=42)
-            print(f"generated 20000 events and 2000 song files in {data_dir}")
     try:
-        dsn = os.environ.get("SPARKIFY_LOCAL_DSN") or pg_cluster.start(CLUSTER_DIR)
-    except pg_cluster.ClusterError as error:
+        config = prepare(args.data)
+    except SparkifyError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    DEMO_DIR.mkdir(exist_ok=True)
-    config = DEMO_DIR / "dwh.cfg"
-    config.write_text(demo_config(dsn, data_dir))
+        return error.exit_code
     print(f"config: {config}")
     code = create_tables.main(["--config", str(config)])
     return code or etl.main(["--config", str(config)])

@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import time
 
 LOGGER_NAME = "sparkify"
 HANDLER_NAME = "sparkify-console"
@@ -48,12 +49,23 @@ def configure_logging(quiet=False, verbose=False, secrets=()):
     return logger
 
 
+_known_secrets = []
+
+
 def mask_secrets(secrets):
     """Add secrets (known only after the config is read) to the console handler's mask."""
+    _known_secrets[:] = secrets
     logger = logging.getLogger(LOGGER_NAME)
     for handler in logger.handlers:
         if handler.get_name() == HANDLER_NAME:
             handler.filters = [MaskSecrets(secrets)]
+
+
+def masked(text):
+    """text with every known secret replaced, for output that does not go through logging."""
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def table(rows, headers):
@@ -68,3 +80,45 @@ def table(rows, headers):
         ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+class Progress:
+    """Progress of a long step: one rewritten line on a terminal, a plain log line every
+    PLAIN_INTERVAL seconds otherwise (CI logs, notebooks); nothing with --quiet."""
+
+    TERMINAL_INTERVAL = 0.2
+    PLAIN_INTERVAL = 10.0
+
+    def __init__(self, label, total_files, stream=None):
+        self.label, self.total_files = label, total_files
+        self.stream = stream or sys.stdout
+        logger = logging.getLogger(LOGGER_NAME)
+        self.enabled = logger.isEnabledFor(logging.INFO)
+        self.terminal = self.enabled and getattr(self.stream, "isatty", lambda: False)()
+        self.started = self.last = time.monotonic()
+        self.shown = False
+
+    def update(self, files, rows):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        interval = self.TERMINAL_INTERVAL if self.terminal else self.PLAIN_INTERVAL
+        if now - self.last < interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        text = (
+            f"{self.label:15} {files:,} of {self.total_files:,} files, {rows:,} rows, "
+            f"{rows / elapsed:,.0f} rows/s, {elapsed:.0f} s"
+        )
+        if self.terminal:
+            self.stream.write("\r" + text + "\x1b[K")
+            self.stream.flush()
+            self.shown = True
+        else:
+            logging.getLogger(LOGGER_NAME).info("%s", text)
+
+    def done(self):
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

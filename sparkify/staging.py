@@ -24,6 +24,7 @@ from typing import NamedTuple
 import sql_queries
 from sparkify.errors import ConfigError
 from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_records
+from sparkify.output import Progress
 
 # The transform casts these text columns; refusing what the cast would refuse keeps one
 # bad record from failing the whole transform.
@@ -531,6 +532,8 @@ def stage_dataset(cursor, dataset, table, root, columns, window, repair, rejects
     tasks = plan_tasks(listing.files, root)
     results = converted_results(tasks, columns, repair, workers)
 
+    progress = Progress(table.name, len(listing.files))
+
     def chunks():
         for result in results:
             for name, value in result.counts.items():
@@ -538,9 +541,13 @@ def stage_dataset(cursor, dataset, table, root, columns, window, repair, rejects
                     setattr(counters, name, getattr(counters, name) + value)
             for file, line, reason, raw in result.rejects:
                 rejects.add(dataset, file, line, reason, raw)
+            progress.update(counters.files, counters.loaded)
             if result.copy_text:
                 yield result.copy_text
 
-    cursor.copy_expert(sql_queries.copy_from_stdin_sql(table, freeze=True), ChunkStream(chunks()))
+    try:
+        cursor.copy_expert(sql_queries.copy_from_stdin_sql(table, freeze=True), ChunkStream(chunks()))
+    finally:
+        progress.done()
     cursor.execute(sql_queries.analyze_sql(table))
     return counters

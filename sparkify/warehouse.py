@@ -16,8 +16,6 @@ log = logging.getLogger("sparkify")
 CONNECT_ATTEMPTS = 4
 FIRST_RETRY_DELAY_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 10
-# Any 64-bit number, the same for every run against one database.
-RUN_LOCK_KEY = 5_350_001_142
 
 
 def connect(config):
@@ -95,23 +93,14 @@ def database_errors_as(what):
 
 def acquire_run_lock(cursor, engine, timeout_seconds):
     """One etl.py run at a time per warehouse; the lock ends with the run's transaction."""
-    if engine == LOCAL:
-        cursor.execute("SET LOCAL lock_timeout = %s", (f"{int(timeout_seconds)}s",))
-        statement = "SELECT pg_advisory_xact_lock(%s)"
-        parameters = (RUN_LOCK_KEY,)
-    else:
-        cursor.execute(f"SET statement_timeout TO {int(timeout_seconds) * 1000}")
-        cursor.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
-        statement, parameters = sql_queries.RUN_LOCK_TABLE_LOCK, None
     try:
-        cursor.execute(statement, parameters)
+        for statement in sql_queries.run_lock_statements(engine, timeout_seconds):
+            cursor.execute(statement)
     except (psycopg2.errors.LockNotAvailable, psycopg2.errors.QueryCanceled):
         raise WarehouseBusy(
             f"another etl.py run is loading this warehouse; waited {timeout_seconds} s "
             "([ETL] LOCK_TIMEOUT_SECONDS). Try again when it has finished."
         ) from None
-    if engine != LOCAL:
-        cursor.execute("SET statement_timeout TO 0")
 
 
 def timed_execute(cursor, sql, parameters=None):

@@ -1,0 +1,165 @@
+"""The analysts' side: named queries, their formats, the notebook, dry runs, progress."""
+
+import csv
+import io
+import json
+import os
+import sys
+
+import nbformat
+import pytest
+from conftest import ROOT
+from nbclient import NotebookClient
+from test_redshift_sql import redshift_problems
+
+import analytics
+import create_tables
+import etl
+
+
+@pytest.fixture
+def loaded_sample(real_sample, load, config_for):
+    load(real_sample)
+    return config_for(real_sample)
+
+
+def test_every_query_answers_on_the_real_sample(loaded_sample, run):
+    code, out = run(analytics, "--config", loaded_sample)
+    assert code == 0, out
+    for query in analytics.QUERIES.values():
+        assert query.title in out
+
+
+def test_plays_by_hour_and_weekday_sum_to_all_plays(loaded_sample):
+    for name in ("plays_by_hour", "plays_by_weekday", "plays_by_day"):
+        columns, rows = analytics.answer(name, loaded_sample)
+        assert sum(row[-1] for row in rows) == 6820, name
+    columns, rows = analytics.answer("plays_by_hour", loaded_sample)
+    assert columns == ["hour", "plays"] and [row[0] for row in rows] == list(range(24))
+
+
+def test_paid_vs_free_counts_plays_and_current_users(loaded_sample):
+    columns, rows = analytics.answer("paid_vs_free", loaded_sample)
+    by_level = {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
+    assert by_level["free"]["users_now"] == 75 and by_level["paid"]["users_now"] == 22
+    assert by_level["free"]["plays"] + by_level["paid"]["plays"] == 6820
+
+
+def test_top_songs_counts_matched_plays_only(loaded_sample):
+    assert analytics.answer("top_songs", loaded_sample)[1] == [("Setanta matins", "Elena", 1)]
+
+
+def test_distributions_get_a_text_bar_chart(loaded_sample, run):
+    code, out = run(analytics, "--config", loaded_sample, "plays_by_hour")
+    assert code == 0
+    peak_line = next(line for line in out.splitlines() if line.strip().startswith("16 "))
+    assert peak_line.endswith("#" * analytics.BAR_WIDTH)  # hour 16 has the most plays
+
+
+@pytest.mark.parametrize("output_format", ["csv", "json", "markdown"])
+def test_export_formats(output_format, loaded_sample, run):
+    code, out = run(analytics, "--config", loaded_sample, "plays_by_weekday", "--format", output_format)
+    assert code == 0
+    if output_format == "csv":
+        rows = list(csv.reader(io.StringIO(out)))
+        assert rows[0] == ["weekday", "day_name", "plays"] and len(rows) == 8
+    elif output_format == "json":
+        answer = json.loads(out)[0]
+        assert answer["query"] == "plays_by_weekday" and sum(r["plays"] for r in answer["rows"]) == 6820
+    else:
+        assert "| weekday | day_name | plays |" in out
+
+
+def test_unknown_query_is_a_usage_error(loaded_sample, run):
+    code, out = run(analytics, "--config", loaded_sample, "top_hats")
+    assert code == 2 and "error: unknown query top_hats; run with --list" in out
+
+
+@pytest.mark.parametrize("name", list(analytics.QUERIES))
+def test_analytics_query_is_redshift_sql(name):
+    assert redshift_problems(analytics.QUERIES[name].sql) == []
+
+
+def test_notebook_runs_top_to_bottom(loaded_sample, monkeypatch):
+    # the kernel inherits the environment: our config, and this interpreter first on PATH
+    monkeypatch.setenv("SPARKIFY_CONFIG", str(loaded_sample))
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    notebook = nbformat.read(ROOT / "notebooks" / "sparkify.ipynb", as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "notebooks")}},
+    ).execute()
+    text = "\n".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert "checks: 23 passed, 0 failed" in text
+    assert "Plays by hour of day (UTC)" in text
+    assert "songplays            0        6820   6820" in text
+
+
+# --- Dry runs ----------------------------------------------------------------------------------
+
+
+def test_dry_run_prints_the_sql_and_touches_nothing(loaded_sample, run, query):
+    before = query("SELECT COUNT(*) FROM songplays")
+    code, out = run(create_tables, "--config", loaded_sample, "--dry-run")
+    assert code == 0
+    assert "DROP TABLE IF EXISTS songplays;" in out and "CREATE TABLE IF NOT EXISTS songplays (" in out
+    code, out = run(etl, "--config", loaded_sample, "--dry-run", "--from", "2018-11-05", "--to", "2018-11-06")
+    assert code == 0
+    assert "-- staging_events: rows from 2 files under" in out
+    assert "INSERT INTO songplays (" in out and out.rstrip().endswith("COMMIT;")
+    assert query("SELECT COUNT(*) FROM songplays") == before
+
+
+def test_dry_run_needs_no_database(generated, tmp_path, run):
+    from conftest import write_config
+
+    config = write_config(tmp_path, "host=127.0.0.1 port=1 dbname=x password=hunter2-secret", generated)
+    code, out = run(etl, "--config", config, "--dry-run")
+    assert code == 0 and "pg_advisory_xact_lock" in out
+    assert "hunter2-secret" not in out
+
+
+def test_dry_run_lists_the_statements_a_run_sends_in_order(generated, load, run, config_for):
+    out = load(generated, "--verbose")
+    code, plan = run(etl, "--config", config_for(generated), "--dry-run")
+    assert code == 0
+    transform_statements = [
+        block.split("\n", 1)[1].rstrip(";\n ")
+        for block in plan.split("-- ")[1:]
+        if block.startswith(("songplays", "users", "songs", "artists", "time", "latest"))
+    ]
+    positions = [out.find(statement.strip()) for statement in transform_statements]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions)
+
+
+def test_progress_is_plain_log_lines_when_not_a_terminal(generated, load, monkeypatch):
+    from sparkify.output import Progress
+
+    monkeypatch.setattr(Progress, "PLAIN_INTERVAL", 0.0)
+    out = load(generated)
+    assert "staging_events  " in out and " files, " in out and " rows/s, " in out
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    from sparkify.output import Progress, configure_logging
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    configure_logging()
+    screen = Terminal()
+    progress = Progress("staging_events", 10, stream=screen)
+    progress.TERMINAL_INTERVAL = 0.0
+    progress.update(3, 1200)
+    progress.update(7, 2800)
+    progress.done()
+    assert screen.getvalue().count("\r") == 3
+    assert "7 of 10 files, 2,800 rows" in screen.getvalue()
