@@ -21,6 +21,7 @@ S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()/=
 IAM_ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/\-]{1,512}")
 AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 PLACEHOLDER = re.compile(r"<[^<>]*>")
+ENDPOINT_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d+)?/?")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -50,15 +51,25 @@ KEYS = (
     Key("CLUSTER", "HOST", None, (REDSHIFT,)),
     Key("CLUSTER", "DB_NAME", None, (REDSHIFT,)),
     Key("CLUSTER", "DB_USER", None, (REDSHIFT,)),
-    Key("CLUSTER", "DB_PASSWORD", None, (REDSHIFT,), secret=True),
+    # Empty: connect with temporary credentials from redshift:GetClusterCredentials.
+    Key("CLUSTER", "DB_PASSWORD", "", (REDSHIFT,), secret=True),
     Key("CLUSTER", "DB_PORT", "5439", (REDSHIFT,)),
     Key("IAM_ROLE", "ARN", None, (REDSHIFT,)),
     Key("S3", "LOG_DATA", None, TARGETS),
     Key("S3", "LOG_JSONPATH", None, TARGETS),
     Key("S3", "SONG_DATA", None, TARGETS),
-    Key("S3", "REGION", "us-west-2", (REDSHIFT,)),
+    Key("S3", "REGION", "us-west-2", TARGETS),
+    # TARGET = local reading s3:// sources: no credentials (public buckets such as
+    # udacity-dend), and an endpoint for S3-compatible stores (else AWS_ENDPOINT_URL).
+    Key("S3", "ANONYMOUS", "false", (LOCAL,)),
+    Key("S3", "ENDPOINT_URL", "", (LOCAL,)),
+    # TARGET = redshift: pack the many small song objects into a few gzip files under
+    # STAGING_PREFIX (a bucket you own) and COPY them through one manifest.
+    Key("S3", "PACK_SONGS", "false", (REDSHIFT,)),
+    Key("S3", "STAGING_PREFIX", "", (REDSHIFT,)),
 )
 KEYS_BY_LABEL = {(key.section, key.name): key for key in KEYS}
+BOOLEAN_KEYS = (("ETL", "REPAIR_MOJIBAKE"), ("S3", "ANONYMOUS"), ("S3", "PACK_SONGS"))
 CHECK_SECTION_PREFIX = "CHECK "
 # A check is one read-only query: it starts with SELECT or WITH and has no second statement.
 CHECK_QUERY = re.compile(r"(?is)\s*(select|with)\b[^;]*;?\s*")
@@ -87,13 +98,16 @@ class Config:
     def target(self):
         return self.get("ETL", "TARGET")
 
+    def flag(self, section, name):
+        return self.get(section, name) in TRUE_WORDS
+
     @property
     def max_errors(self):
         return int(self.get("ETL", "MAXERROR"))
 
     @property
     def repair_mojibake(self):
-        return self.get("ETL", "REPAIR_MOJIBAKE") in TRUE_WORDS
+        return self.flag("ETL", "REPAIR_MOJIBAKE")
 
     @property
     def lock_timeout_seconds(self):
@@ -168,32 +182,44 @@ def _validate(values, target, path):
     for label in (("ETL", "MAXERROR"), ("ETL", "LOCK_TIMEOUT_SECONDS")):
         if not values[label].isdigit():
             fail(label, f"must be a whole number >= 0, not {values[label]!r}")
+    for label in BOOLEAN_KEYS:
+        if label in values:
+            if values[label].lower() not in TRUE_WORDS | FALSE_WORDS:
+                fail(label, f"must be true or false, not {values[label]!r}")
+            values[label] = values[label].lower()
+    if not AWS_REGION.fullmatch(values[("S3", "REGION")]):
+        fail(("S3", "REGION"), f"is not an AWS region name (like us-west-2): {values[('S3', 'REGION')]!r}")
     if target == LOCAL:
-        if values[("ETL", "REPAIR_MOJIBAKE")].lower() not in TRUE_WORDS | FALSE_WORDS:
-            fail(("ETL", "REPAIR_MOJIBAKE"), "must be true or false")
-        values[("ETL", "REPAIR_MOJIBAKE")] = values[("ETL", "REPAIR_MOJIBAKE")].lower()
         for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
-            values[("S3", name)] = _local_path(values[("S3", name)], ("S3", name), path)
+            values[("S3", name)] = _local_source(values[("S3", name)], ("S3", name), path)
+        endpoint = values[("S3", "ENDPOINT_URL")]
+        if endpoint and not ENDPOINT_URL.fullmatch(endpoint):
+            fail(("S3", "ENDPOINT_URL"), f"is not an http(s):// URL: {endpoint!r}")
         return
     port = values[("CLUSTER", "DB_PORT")]
     if not port.isdigit() or not 0 < int(port) < 65536:
         fail(("CLUSTER", "DB_PORT"), f"must be a port number (1-65535), not {port!r}")
     if not IAM_ROLE_ARN.fullmatch(values[("IAM_ROLE", "ARN")]):
         fail(("IAM_ROLE", "ARN"), "is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)")
-    if not AWS_REGION.fullmatch(values[("S3", "REGION")]):
-        fail(("S3", "REGION"), f"is not an AWS region name (like us-west-2): {values[('S3', 'REGION')]!r}")
     for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
         value = values[("S3", name)]
         if not (S3_URL.fullmatch(value) or (name == "LOG_JSONPATH" and value == "auto")):
             fail(("S3", name), f"must be an s3://bucket/prefix URL for TARGET = redshift, not {value!r}")
+    if values[("S3", "PACK_SONGS")] in TRUE_WORDS:
+        prefix = values[("S3", "STAGING_PREFIX")]
+        if not S3_URL.fullmatch(prefix or "-"):
+            fail(
+                ("S3", "STAGING_PREFIX"),
+                "must be an s3://bucket/prefix URL you can write to when PACK_SONGS = true",
+            )
 
 
-def _local_path(value, label, config_path):
-    """A local path, relative to the config file's folder; it must exist."""
+def _local_source(value, label, config_path):
+    """An s3:// URL, or a local path relative to the config file's folder that exists."""
     if value.startswith("s3://"):
-        raise ConfigError(
-            f"{config_path}: [{label[0]}] {label[1]} is an S3 URL; TARGET = local reads local folders"
-        )
+        if not S3_URL.fullmatch(value):
+            raise ConfigError(f"{config_path}: [{label[0]}] {label[1]} is not a valid s3://bucket/prefix URL")
+        return value
     resolved = (config_path.parent / value).resolve()
     if not resolved.exists():
         raise ConfigError(f"{config_path}: [{label[0]}] {label[1]} = {value}: {resolved} does not exist")
@@ -214,3 +240,58 @@ def _user_checks(parser, path):
             raise ConfigError(f"{path}: [{section}] SQL must be one SELECT (or WITH … SELECT) query")
         checks.append(UserCheck(name, sql, expected))
     return checks
+
+
+# --- [DWH]: what aws_setup.py creates. ---------------------------------------------------
+DWH_KEYS = (
+    Key("DWH", "DWH_CLUSTER_TYPE", "multi-node", ()),
+    Key("DWH", "DWH_NUM_NODES", "2", ()),
+    Key("DWH", "DWH_NODE_TYPE", "dc2.large", ()),
+    Key("DWH", "DWH_IAM_ROLE_NAME", "sparkifyRedshiftS3Read", ()),
+    Key("DWH", "DWH_CLUSTER_IDENTIFIER", "sparkify-dwh", ()),
+    Key("DWH", "DWH_DB", "sparkify", ()),
+    Key("DWH", "DWH_DB_USER", "sparkify", ()),
+    Key("DWH", "DWH_DB_PASSWORD", None, (), secret=True),
+    Key("DWH", "DWH_PORT", "5439", ()),
+    Key("DWH", "DWH_INGRESS_CIDR", None, ()),
+)
+REDSHIFT_PASSWORD = re.compile(r"(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[!-~]{8,64}")
+IDENTIFIER = re.compile(r"[a-z][a-z0-9-]{0,62}")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_+=,.@-]{0,63}")
+
+
+def load_dwh_settings(path, need_password=False):
+    """The [DWH] section as {key: value}, checked; the password only when creating."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found: copy dwh.cfg.example to {path.name} and fill it in")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str.upper
+    parser.read(path, encoding="utf-8")
+    settings = {}
+    for key in DWH_KEYS:
+        if key.name == "DWH_DB_PASSWORD" and not need_password:
+            continue
+        settings[key.name] = _raw_value(parser, key, path)
+
+    def fail(name, problem):
+        raise ConfigError(f"{path}: [DWH] {name} {problem}")
+
+    for name in ("DWH_NUM_NODES", "DWH_PORT"):
+        if not settings[name].isdigit():
+            fail(name, f"must be a whole number, not {settings[name]!r}")
+    if settings["DWH_CLUSTER_TYPE"] not in ("single-node", "multi-node"):
+        fail("DWH_CLUSTER_TYPE", "must be single-node or multi-node")
+    if not IDENTIFIER.fullmatch(settings["DWH_CLUSTER_IDENTIFIER"]):
+        fail(
+            "DWH_CLUSTER_IDENTIFIER", "must be lower-case letters, digits and hyphens, starting with a letter"
+        )
+    for name in ("DWH_IAM_ROLE_NAME", "DWH_DB", "DWH_DB_USER"):
+        if not NAME.fullmatch(settings[name]):
+            fail(name, f"is not a valid name: {settings[name]!r}")
+    if need_password and not REDSHIFT_PASSWORD.fullmatch(settings["DWH_DB_PASSWORD"]):
+        fail(
+            "DWH_DB_PASSWORD",
+            "must be 8-64 printable characters with an upper-case letter, a lower-case letter and a digit",
+        )
+    return settings

@@ -109,11 +109,13 @@ def test_local_path_that_does_not_exist(run, config_for, tmp_path):
     assert "does not exist" in out
 
 
-def test_local_target_refuses_s3_urls(run, config_for, generated):
+def test_local_target_refuses_malformed_s3_urls(run, config_for, generated):
     config = config_for(generated)
-    config.write_text(replaced(config.read_text(), f"LOG_DATA = {generated}/log_data", "LOG_DATA = s3://b/x"))
+    config.write_text(
+        replaced(config.read_text(), f"LOG_DATA = {generated}/log_data", "LOG_DATA = s3://Bad_Bucket/x")
+    )
     code, out = run(etl, "--config", config)
-    assert_user_mistake(code, out, "[S3] LOG_DATA is an S3 URL; TARGET = local reads local folders")
+    assert_user_mistake(code, out, "[S3] LOG_DATA is not a valid s3://bucket/prefix URL")
 
 
 def test_bad_maxerror(run, config_for, generated):

@@ -1,0 +1,146 @@
+"""AWS, against moto: infrastructure as code, temporary credentials, S3 sources,
+song packing, and Redshift load diagnostics (formatted from a real PostgreSQL table)."""
+
+import pytest
+
+import aws_setup
+
+CONFIG = """# my warehouse — comments and order must survive aws_setup.py
+[ETL]
+TARGET = redshift
+
+[CLUSTER]
+HOST = <filled in by aws_setup.py>
+DB_NAME = sparkify
+DB_USER = sparkify
+DB_PORT = 5439
+
+[IAM_ROLE]
+ARN = <filled in by aws_setup.py>
+
+[DWH]
+DWH_CLUSTER_TYPE = multi-node
+DWH_NUM_NODES = 2
+DWH_NODE_TYPE = dc2.large
+DWH_IAM_ROLE_NAME = sparkifyS3Read
+DWH_CLUSTER_IDENTIFIER = sparkify-test
+DWH_DB = sparkify
+DWH_DB_USER = sparkify
+DWH_PORT = 5439
+DWH_INGRESS_CIDR = 203.0.113.7/32
+"""
+PASSWORD = "Sparkify-Pw-42"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "SPARKIFY_DWH_DWH_DB_PASSWORD": PASSWORD,
+        "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield aws_setup.Clients()
+
+
+@pytest.fixture
+def dwh_config(tmp_path):
+    path = tmp_path / "dwh.cfg"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_create_status_delete_and_delete_again(aws, dwh_config, capsys):
+    assert aws_setup.main(["create", "--config", str(dwh_config), "--poll", "0"], aws) == 0
+    out = capsys.readouterr().out
+    assert "created IAM role sparkifyS3Read" in out
+    assert "creating cluster sparkify-test" in out
+    assert "allowed 203.0.113.7/32 to port 5439" in out
+    assert PASSWORD not in out
+    cluster = aws.redshift.describe_clusters(ClusterIdentifier="sparkify-test")["Clusters"][0]
+    assert cluster["NumberOfNodes"] == 2 and cluster["NodeType"] == "dc2.large"
+    role = aws.iam.get_role(RoleName="sparkifyS3Read")["Role"]
+    assert cluster["IamRoles"][0]["IamRoleArn"] == role["Arn"]
+    policies = aws.iam.list_attached_role_policies(RoleName="sparkifyS3Read")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in policies] == [aws_setup.S3_READ_POLICY]
+
+    assert aws_setup.main(["status", "--config", str(dwh_config)], aws) == 0
+    out = capsys.readouterr().out
+    assert f"cluster sparkify-test: available, endpoint {cluster['Endpoint']['Address']}:5439" in out
+    assert f"IAM role sparkifyS3Read: {role['Arn']}" in out
+
+    assert aws_setup.main(["delete", "--config", str(dwh_config), "--poll", "0"], aws) == 0
+    out = capsys.readouterr().out
+    assert "cluster sparkify-test deleted" in out and "deleted IAM role sparkifyS3Read" in out
+    assert aws_setup.main(["delete", "--config", str(dwh_config), "--poll", "0"], aws) == 0
+    out = capsys.readouterr().out
+    assert "cluster sparkify-test does not exist" in out and "IAM role sparkifyS3Read does not exist" in out
+
+
+def test_create_twice_says_what_exists(aws, dwh_config, capsys):
+    assert aws_setup.main(["create", "--config", str(dwh_config), "--poll", "0"], aws) == 0
+    capsys.readouterr()
+    assert aws_setup.main(["create", "--config", str(dwh_config), "--poll", "0"], aws) == 0
+    out = capsys.readouterr().out
+    assert "IAM role sparkifyS3Read already exists" in out
+    assert "cluster sparkify-test already exists (available)" in out
+    assert "203.0.113.7/32 already allowed to port 5439" in out
+    assert len(aws.redshift.describe_clusters()["Clusters"]) == 1
+
+
+def test_create_writes_host_and_role_into_the_config_keeping_the_rest(aws, dwh_config):
+    assert aws_setup.main(["create", "--config", str(dwh_config), "--poll", "0"], aws) == 0
+    text = dwh_config.read_text()
+    cluster = aws.redshift.describe_clusters(ClusterIdentifier="sparkify-test")["Clusters"][0]
+    assert f"HOST = {cluster['Endpoint']['Address']}" in text
+    assert f"ARN = {aws.iam.get_role(RoleName='sparkifyS3Read')['Role']['Arn']}" in text
+    assert text.startswith("# my warehouse — comments and order must survive aws_setup.py\n[ETL]")
+    assert text.count("[CLUSTER]") == 1 and "DB_NAME = sparkify" in text and "DWH_NUM_NODES = 2" in text
+
+
+def test_set_config_values_adds_missing_sections_and_keys():
+    text = "[A]\n# keep me\nX = 1\n[B]\nY = 2\n"
+    updated = aws_setup.set_config_values(text, {("B", "Z"): "3", ("A", "x"): "9", ("C", "K"): "v"})
+    assert updated == "[A]\n# keep me\nx = 9\n[B]\nZ = 3\nY = 2\n\n[C]\nK = v\n"
+
+
+def test_whole_internet_ingress_is_refused(aws, dwh_config, capsys):
+    dwh_config.write_text(CONFIG.replace("203.0.113.7/32", "0.0.0.0/0"))
+    assert aws_setup.main(["create", "--config", str(dwh_config), "--poll", "0"], aws) == 2
+    assert "opens the cluster to the whole internet" in capsys.readouterr().out
+    assert aws.redshift.describe_clusters()["Clusters"] == []
+    assert (
+        aws_setup.main(["create", "--config", str(dwh_config), "--poll", "0", "--allow-anywhere"], aws) == 0
+    )
+
+
+@pytest.mark.parametrize(
+    "password, message",
+    [
+        (None, "[DWH] DWH_DB_PASSWORD is required"),
+        ("short", "[DWH] DWH_DB_PASSWORD must be 8-64 printable characters"),
+    ],
+)
+def test_create_needs_a_valid_master_password(password, message, aws, dwh_config, capsys, monkeypatch):
+    if password is None:
+        monkeypatch.delenv("SPARKIFY_DWH_DWH_DB_PASSWORD")
+    else:
+        monkeypatch.setenv("SPARKIFY_DWH_DWH_DB_PASSWORD", password)
+    assert aws_setup.main(["create", "--config", str(dwh_config)], aws) == 2
+    assert message in capsys.readouterr().out
+
+
+def test_status_without_credentials_is_one_line(dwh_config, capsys, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert aws_setup.main(["status", "--config", str(dwh_config)]) == 2
+    assert "error: no AWS credentials found" in capsys.readouterr().out
