@@ -22,15 +22,16 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import boto3
+import psycopg2
 
 import sql_queries
 from sparkify import cli, warehouse
 from sparkify.checks import all_checks, run_checks
 from sparkify.config import LOCAL, load_config
-from sparkify.errors import ChecksFailed, DataError, UsageError
+from sparkify.errors import ChecksFailed, DatabaseError, DataError, UsageError
 from sparkify.jsonfiles import list_data_files
 from sparkify.output import mask_secrets, masked, table
-from sparkify.redshift import copy_statements
+from sparkify.redshift import CopyFailed, copy_statements, is_serverless, load_error_report
 from sparkify.staging import RejectSink, read_jsonpaths, stage_dataset, staging_columns
 
 log = logging.getLogger("sparkify")
@@ -151,7 +152,10 @@ def stage_redshift(cursor, config, window, seconds_by_phase):
         cursor.execute(sql_queries.empty_staging_sql(staging_table, config.target))
     for table_name, copy_sql in redshift_copies(config, window):
         with timed(seconds_by_phase, f"stage {table_name}") as elapsed:
-            cursor.execute(copy_sql)
+            try:
+                cursor.execute(copy_sql)
+            except psycopg2.Error as error:
+                raise CopyFailed(table_name, str(error).strip().splitlines()[0]) from None
         log.info("%-15s COPY done (%.2f s so far)", table_name, elapsed())
 
 
@@ -201,7 +205,11 @@ def load(conn, config, window):
     rejects = RejectSink(run_id, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
     seconds, staging = {}, {}
     try:
-        with warehouse.database_errors_as("the load"), warehouse.transaction(conn) as cur:
+        with (
+            explained_copy_failures(conn, config),
+            warehouse.database_errors_as("the load"),
+            warehouse.transaction(conn) as cur,
+        ):
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
             before = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
             if config.target == LOCAL:
@@ -221,6 +229,21 @@ def load(conn, config, window):
         save_rejects(conn, rejects, run_id)
     log.info("committed run %s\n%s", run_id, summary(before, after))
     return RunReport(run_id, before, after, seconds, staging)
+
+
+@contextmanager
+def explained_copy_failures(conn, config):
+    """A failed Redshift COPY becomes an error listing its load errors (file, line, column,
+    code, reason, value), read after the run's transaction has rolled back."""
+    try:
+        yield
+    except CopyFailed as failure:
+        with warehouse.database_errors_as("reading the load errors"), warehouse.transaction(conn) as cur:
+            report = load_error_report(cur, is_serverless(config.get("CLUSTER", "HOST")))
+        raise DatabaseError(
+            f"COPY into {failure.table} failed: {failure.reason}; nothing was committed"
+            + (f"\n{report}" if report else "")
+        ) from None
 
 
 def enforce_max_errors(rejects, max_errors):

@@ -281,6 +281,37 @@ def copy_songs_sql(source, iam_role, region, max_errors):
     return redshift_copy_sql(STAGING_SONGS, source, iam_role, region, "auto", max_errors)
 
 
+# Redshift: why the last COPY of this session failed, from the system tables.
+LOAD_ERRORS_SQL = """
+SELECT
+    TRIM(filename),
+    line_number,
+    TRIM(colname),
+    err_code,
+    TRIM(err_reason),
+    TRIM(raw_field_value)
+FROM stl_load_errors
+WHERE query = pg_last_copy_id()
+ORDER BY line_number
+LIMIT 20
+"""
+
+# The same for Redshift Serverless, which has no stl_ tables.
+SERVERLESS_LOAD_ERRORS_SQL = """
+SELECT
+    TRIM(file_name),
+    line_number,
+    TRIM(column_name),
+    error_code,
+    TRIM(error_message),
+    TRIM(column_value)
+FROM sys_load_error_detail
+WHERE query_id = pg_last_copy_id()
+ORDER BY line_number
+LIMIT 20
+"""
+
+
 # --- Transform: staging → star, the same text on both engines. ----------------------------
 
 # A play is a NextSong event by a known user; it is matched to the song with the same

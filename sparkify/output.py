@@ -61,6 +61,11 @@ def mask_secrets(secrets):
             handler.filters = [MaskSecrets(secrets)]
 
 
+def add_secret(secret):
+    """Mask one more value, learnt during the run (a temporary password)."""
+    mask_secrets([*_known_secrets, secret])
+
+
 def masked(text):
     """text with every known secret replaced, for output that does not go through logging."""
     for secret in sorted(_known_secrets, key=len, reverse=True):

@@ -4,12 +4,15 @@ import logging
 import time
 from contextlib import contextmanager
 
+import botocore.exceptions
 import psycopg2
 import psycopg2.errors
 
 import sql_queries
 from sparkify.config import LOCAL
 from sparkify.errors import DatabaseError, WarehouseBusy
+from sparkify.output import add_secret
+from sparkify.redshift import temporary_credentials
 
 log = logging.getLogger("sparkify")
 
@@ -42,15 +45,32 @@ def connect(config):
 def _connect_once(config):
     if config.target == LOCAL:
         return psycopg2.connect(config.get("LOCAL", "DSN"), connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    user, password = redshift_login(config)
     return psycopg2.connect(
         host=config.get("CLUSTER", "HOST"),
         dbname=config.get("CLUSTER", "DB_NAME"),
-        user=config.get("CLUSTER", "DB_USER"),
-        password=config.get("CLUSTER", "DB_PASSWORD"),
+        user=user,
+        password=password,
         port=int(config.get("CLUSTER", "DB_PORT")),
         sslmode="require",
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
     )
+
+
+def redshift_login(config):
+    """The configured user and password, or temporary credentials when no password is set."""
+    password = config.get("CLUSTER", "DB_PASSWORD")
+    if password:
+        return config.get("CLUSTER", "DB_USER"), password
+    try:
+        user, password = temporary_credentials(config)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        raise DatabaseError(
+            f"cannot get temporary Redshift credentials: {str(error).splitlines()[0]}"
+        ) from None
+    add_secret(password)
+    log.info("connecting as %s with temporary credentials (valid 15 minutes)", user)
+    return user, password
 
 
 def _is_permanent(reason):

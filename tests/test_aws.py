@@ -144,3 +144,145 @@ def test_status_without_credentials_is_one_line(dwh_config, capsys, monkeypatch,
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
     assert aws_setup.main(["status", "--config", str(dwh_config)]) == 2
     assert "error: no AWS credentials found" in capsys.readouterr().out
+
+
+# --- Temporary credentials --------------------------------------------------------------------
+
+
+def redshift_config(host, password=""):
+    from sparkify.config import Config
+
+    return Config(
+        "dwh.cfg",
+        {
+            ("ETL", "TARGET"): "redshift",
+            ("CLUSTER", "HOST"): host,
+            ("CLUSTER", "DB_NAME"): "sparkify",
+            ("CLUSTER", "DB_USER"): "analyst",
+            ("CLUSTER", "DB_PASSWORD"): password,
+            ("CLUSTER", "DB_PORT"): "5439",
+            ("S3", "REGION"): "us-west-2",
+        },
+        [],
+    )
+
+
+def test_no_password_means_temporary_cluster_credentials(aws):
+    from sparkify.warehouse import redshift_login
+
+    aws.redshift.create_cluster(
+        ClusterIdentifier="sparkify-test",
+        NodeType="dc2.large",
+        MasterUsername="admin",
+        MasterUserPassword="Admin-Pw-1",
+        ClusterType="single-node",
+    )
+    user, password = redshift_login(redshift_config("sparkify-test.abc.us-west-2.redshift.amazonaws.com"))
+    assert user == "IAM:analyst" and len(password) > 10
+
+
+def test_a_configured_password_is_used_as_it_is():
+    from sparkify.warehouse import redshift_login
+
+    assert redshift_login(redshift_config("c.x.us-west-2.redshift.amazonaws.com", "Pw-1")) == (
+        "analyst",
+        "Pw-1",
+    )
+
+
+def test_serverless_workgroup_credentials():
+    import boto3
+    from botocore.stub import Stubber
+
+    from sparkify.redshift import temporary_credentials
+
+    client = boto3.client(
+        "redshift-serverless", region_name="us-west-2", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    with Stubber(client) as stub:
+        stub.add_response(
+            "get_credentials",
+            {"dbUser": "IAMR:analyst", "dbPassword": "temporary-Pw", "expiration": "2030-01-01T00:00:00Z"},
+            {"workgroupName": "sparkify-wg", "dbName": "sparkify", "durationSeconds": 900},
+        )
+        config = redshift_config("sparkify-wg.123456789012.us-west-2.redshift-serverless.amazonaws.com")
+        assert temporary_credentials(config, client) == ("IAMR:analyst", "temporary-Pw")
+
+
+def test_unknown_cluster_credentials_error_is_one_line(aws, tmp_path, capsys):
+    import etl
+
+    config = tmp_path / "rs.cfg"
+    config.write_text(
+        "[ETL]\nTARGET = redshift\n[CLUSTER]\nHOST = nope.abc.us-west-2.redshift.amazonaws.com\n"
+        "DB_NAME = x\nDB_USER = x\n[IAM_ROLE]\nARN = arn:aws:iam::123456789012:role/r\n[S3]\n"
+        "LOG_DATA = s3://sparkify-data/log_data\nSONG_DATA = s3://sparkify-data/song_data\nLOG_JSONPATH = auto\n"
+    )
+    assert etl.main(["--config", str(config)]) == 1
+    assert "error: cannot get temporary Redshift credentials:" in capsys.readouterr().out
+
+
+# --- Load diagnostics, against a real table shaped like stl_load_errors ----------------------
+
+STL_LOAD_ERRORS = """
+CREATE TABLE stl_load_errors (
+    query INTEGER, filename CHAR(256), line_number BIGINT, colname CHAR(127),
+    err_code INTEGER, err_reason CHAR(100), raw_field_value CHAR(1024)
+);
+CREATE FUNCTION pg_last_copy_id() RETURNS INTEGER AS 'SELECT 42' LANGUAGE SQL;
+INSERT INTO stl_load_errors VALUES
+    (41, 's3://udacity-dend/log_data/old.json', 1, 'ts', 1206, 'Invalid timestamp format', 'x'),
+    (42, 's3://udacity-dend/log_data/2018/11/2018-11-05-events.json', 17, 'sessionid', 1207,
+     'Invalid digit, Value ''a'', Pos 0, Type: Integer', 'abc'),
+    (42, 's3://udacity-dend/log_data/2018/11/2018-11-05-events.json', 3, 'useragent', 1204,
+     'String length exceeds DDL length', repeat('M', 300));
+"""
+
+
+def test_load_errors_of_the_last_copy_are_formatted(query, dsn):
+    import psycopg2
+
+    from sparkify.redshift import load_error_report
+
+    query(STL_LOAD_ERRORS)
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cursor:
+        report = load_error_report(cursor, serverless=False)
+    conn.close()
+    lines = report.splitlines()
+    assert lines[0] == (
+        "  s3://udacity-dend/log_data/2018/11/2018-11-05-events.json line 3, column useragent: "
+        "error 1204 String length exceeds DDL length (value '" + "M" * 60 + "…')"
+    )
+    assert lines[1].endswith(
+        "line 17, column sessionid: error 1207 Invalid digit, Value 'a', Pos 0, Type: Integer (value 'abc')"
+    )
+    assert len(lines) == 2  # only the last COPY's errors
+
+
+def test_failed_copy_stops_the_run_with_its_load_errors_and_leaves_the_star(
+    generated, load, dsn, query, tmp_path, monkeypatch, capsys
+):
+    """A Redshift-target run whose COPY fails (here: PostgreSQL refuses COPY FROM S3)."""
+    import psycopg2
+
+    import etl
+    from sparkify import warehouse
+
+    load(generated)
+    before = query("SELECT COUNT(*) FROM songplays")
+    query(STL_LOAD_ERRORS)
+    monkeypatch.setattr(warehouse, "_connect_once", lambda config: psycopg2.connect(dsn))
+    config = tmp_path / "rs.cfg"
+    config.write_text(
+        "[ETL]\nTARGET = redshift\n[CLUSTER]\nHOST = c.abc.us-west-2.redshift.amazonaws.com\nDB_NAME = x\n"
+        "DB_USER = x\nDB_PASSWORD = not-a-real-pw\n[IAM_ROLE]\nARN = arn:aws:iam::123456789012:role/r\n[S3]\n"
+        "LOG_DATA = s3://udacity-dend/log_data\nSONG_DATA = s3://udacity-dend/song_data\nLOG_JSONPATH = auto\n"
+    )
+    assert etl.main(["--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "error: COPY into staging_songs failed: syntax error" in out
+    assert "nothing was committed" in out
+    assert "2018-11-05-events.json line 17, column sessionid: error 1207" in out
+    assert "Traceback" not in out
+    assert query("SELECT COUNT(*) FROM songplays") == before
