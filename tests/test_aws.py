@@ -216,7 +216,8 @@ def test_unknown_cluster_credentials_error_is_one_line(aws, tmp_path, capsys):
     config.write_text(
         "[ETL]\nTARGET = redshift\n[CLUSTER]\nHOST = nope.abc.us-west-2.redshift.amazonaws.com\n"
         "DB_NAME = x\nDB_USER = x\n[IAM_ROLE]\nARN = arn:aws:iam::123456789012:role/r\n[S3]\n"
-        "LOG_DATA = s3://sparkify-data/log_data\nSONG_DATA = s3://sparkify-data/song_data\nLOG_JSONPATH = auto\n"
+        "LOG_DATA = s3://sparkify-data/log_data\nSONG_DATA = s3://sparkify-data/song_data\n"
+        "LOG_JSONPATH = auto\n"
     )
     assert etl.main(["--config", str(config)]) == 1
     assert "error: cannot get temporary Redshift credentials:" in capsys.readouterr().out
@@ -277,7 +278,8 @@ def test_failed_copy_stops_the_run_with_its_load_errors_and_leaves_the_star(
     config.write_text(
         "[ETL]\nTARGET = redshift\n[CLUSTER]\nHOST = c.abc.us-west-2.redshift.amazonaws.com\nDB_NAME = x\n"
         "DB_USER = x\nDB_PASSWORD = not-a-real-pw\n[IAM_ROLE]\nARN = arn:aws:iam::123456789012:role/r\n[S3]\n"
-        "LOG_DATA = s3://udacity-dend/log_data\nSONG_DATA = s3://udacity-dend/song_data\nLOG_JSONPATH = auto\n"
+        "LOG_DATA = s3://udacity-dend/log_data\nSONG_DATA = s3://udacity-dend/song_data\n"
+        "LOG_JSONPATH = auto\n"
     )
     assert etl.main(["--config", str(config)]) == 1
     out = capsys.readouterr().out
