@@ -32,6 +32,7 @@ from sparkify.errors import ChecksFailed, DatabaseError, DataError, UsageError
 from sparkify.jsonfiles import list_data_files
 from sparkify.output import mask_secrets, masked, table
 from sparkify.redshift import CopyFailed, copy_statements, is_serverless, load_error_report
+from sparkify.s3source import local_sources
 from sparkify.staging import RejectSink, read_jsonpaths, stage_dataset, staging_columns
 
 log = logging.getLogger("sparkify")
@@ -71,44 +72,38 @@ class LocalDataset(NamedTuple):
     window: tuple | None  # only the log is loaded by date
 
 
-def local_datasets(config, window):
-    """The two local datasets, songs first (the transform needs the whole catalogue)."""
-    event_columns = staging_columns(
-        sql_queries.STAGING_EVENTS, read_jsonpaths(config.get("S3", "LOG_JSONPATH"))
-    )
+def local_datasets(sources, window):
+    """The two local datasets, songs first (the transform needs the whole catalogue).
+    sources: {SONG_DATA, LOG_DATA, LOG_JSONPATH: local path}."""
+    event_columns = staging_columns(sql_queries.STAGING_EVENTS, read_jsonpaths(sources["LOG_JSONPATH"]))
+    song_columns = staging_columns(sql_queries.STAGING_SONGS)
     return (
-        LocalDataset(
-            "song_data",
-            sql_queries.STAGING_SONGS,
-            config.get("S3", "SONG_DATA"),
-            staging_columns(sql_queries.STAGING_SONGS),
-            None,
-        ),
-        LocalDataset(
-            "log_data", sql_queries.STAGING_EVENTS, config.get("S3", "LOG_DATA"), event_columns, window
-        ),
+        LocalDataset("song_data", sql_queries.STAGING_SONGS, sources["SONG_DATA"], song_columns, None),
+        LocalDataset("log_data", sql_queries.STAGING_EVENTS, sources["LOG_DATA"], event_columns, window),
     )
 
 
 def stage_local(cursor, config, window, rejects, seconds_by_phase):
-    """Refresh both staging tables from local folders; returns {dataset: Counters}."""
+    """Refresh both staging tables from local folders (s3:// sources are downloaded
+    first); returns {dataset: Counters}."""
     results = {}
-    for dataset in local_datasets(config, window):
-        with timed(seconds_by_phase, f"stage {dataset.table.name}") as elapsed:
-            cursor.execute(sql_queries.empty_staging_sql(dataset.table, LOCAL))
-            counters = stage_dataset(
-                cursor,
-                dataset.name,
-                dataset.table,
-                dataset.root,
-                dataset.columns,
-                dataset.window,
-                config.repair_mojibake,
-                rejects,
-                workers=os.cpu_count() or 1,
-            )
-        report_staging(dataset.name, dataset.table, counters, elapsed())
-        results[dataset.name] = counters
+    with local_sources(config, window) as sources:
+        for dataset in local_datasets(sources, window):
+            with timed(seconds_by_phase, f"stage {dataset.table.name}") as elapsed:
+                cursor.execute(sql_queries.empty_staging_sql(dataset.table, LOCAL))
+                counters = stage_dataset(
+                    cursor,
+                    dataset.name,
+                    dataset.table,
+                    dataset.root,
+                    dataset.columns,
+                    dataset.window,
+                    config.repair_mojibake,
+                    rejects,
+                    workers=os.cpu_count() or 1,
+                )
+            report_staging(dataset.name, dataset.table, counters, elapsed())
+            results[dataset.name] = counters
     return results
 
 
@@ -282,15 +277,23 @@ def planned_statements(config, window):
     ]
     if engine == LOCAL:
         steps.append(("settings", sql_queries.POSTGRES_TRANSFORM_SETTINGS))
-        for dataset in local_datasets(config, window):
-            files = list_data_files(dataset.root, dataset.window).files
+        for table, key in (
+            (sql_queries.STAGING_SONGS, "SONG_DATA"),
+            (sql_queries.STAGING_EVENTS, "LOG_DATA"),
+        ):
+            source = config.get("S3", key)
+            files = (
+                "the data files"
+                if source.startswith("s3://")
+                else (f"{len(list_data_files(source, window if key == 'LOG_DATA' else None).files)} files")
+            )
             steps += [
-                (dataset.table.name, sql_queries.empty_staging_sql(dataset.table, LOCAL)),
+                (table.name, sql_queries.empty_staging_sql(table, LOCAL)),
                 (
-                    f"{dataset.table.name}: rows from {len(files)} files under {dataset.root}",
-                    sql_queries.copy_from_stdin_sql(dataset.table, freeze=True),
+                    f"{table.name}: rows from {files} under {source}",
+                    sql_queries.copy_from_stdin_sql(table, freeze=True),
                 ),
-                (dataset.table.name, sql_queries.analyze_sql(dataset.table)),
+                (table.name, sql_queries.analyze_sql(table)),
             ]
     else:
         steps += [(t.name, sql_queries.empty_staging_sql(t, engine)) for t in sql_queries.STAGING_TABLES]

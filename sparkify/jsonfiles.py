@@ -53,7 +53,7 @@ def list_data_files(root, window=None):
         name = os.path.basename(path)
         if not name.endswith(DATA_SUFFIXES):
             ignored.append(path)
-        elif window and not _in_window(name, window):
+        elif window and window != (None, None) and not in_window(name, window):
             outside += 1
         else:
             files.append((path, size))
@@ -86,7 +86,7 @@ def day_in_name(name):
         return None
 
 
-def _in_window(name, window):
+def in_window(name, window):
     day = day_in_name(name)
     first, last = window
     return day is not None and (first is None or day >= first) and (last is None or day <= last)

@@ -1,6 +1,8 @@
 """AWS, against moto: infrastructure as code, temporary credentials, S3 sources,
 song packing, and Redshift load diagnostics (formatted from a real PostgreSQL table)."""
 
+import json
+
 import pytest
 
 import aws_setup
@@ -288,3 +290,139 @@ def test_failed_copy_stops_the_run_with_its_load_errors_and_leaves_the_star(
     assert "2018-11-05-events.json line 17, column sessionid: error 1207" in out
     assert "Traceback" not in out
     assert query("SELECT COUNT(*) FROM songplays") == before
+
+
+# --- S3 as a source for the local target ------------------------------------------------------
+
+
+def upload_folder(client, bucket, folder, public=False):
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    if public:  # like udacity-dend: anyone may list and read
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": ["s3:GetObject", "s3:ListBucket"],
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+        client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    extra = {"ACL": "public-read"} if public else None
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            client.upload_file(str(path), bucket, str(path.relative_to(folder)), ExtraArgs=extra)
+
+
+@pytest.fixture(scope="module")
+def many_songs(tmp_path_factory):
+    """More song files than one page of ListObjectsV2 (1,000)."""
+    import sample_data
+
+    return sample_data.generate(tmp_path_factory.mktemp("many-songs"), events=300, songs=1005, seed=5, days=2)
+
+
+@pytest.fixture(scope="module")
+def few_songs(tmp_path_factory):
+    import sample_data
+
+    return sample_data.generate(tmp_path_factory.mktemp("few-songs"), events=300, songs=20, seed=5, days=3)
+
+
+def s3_config(folder, dsn, bucket="sparkify-public", **s3_settings):
+    lines = [
+        "[ETL]",
+        "TARGET = local",
+        "[LOCAL]",
+        f"DSN = {dsn}",
+        "[S3]",
+        f"LOG_DATA = s3://{bucket}/log_data",
+        f"SONG_DATA = s3://{bucket}/song_data",
+        f"LOG_JSONPATH = s3://{bucket}/log_json_path.json",
+    ]
+    lines += [f"{key.upper()} = {value}" for key, value in s3_settings.items()]
+    path = folder / "s3.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_local_target_reads_a_public_bucket_unsigned_across_pages(aws, many_songs, dsn, tmp_path, run, query):
+    import boto3
+
+    import create_tables
+    import etl
+
+    upload_folder(boto3.client("s3", region_name="us-west-2"), "sparkify-public", many_songs, public=True)
+    config = s3_config(tmp_path, dsn, anonymous="true")
+    assert run(create_tables, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert "download song_data 1005 objects from s3://sparkify-public/song_data" in out  # 2 pages
+    assert query("SELECT COUNT(*) FROM staging_songs") == [(1005,)]
+    assert query("SELECT COUNT(*) FROM staging_events") == [(300,)]
+
+
+def test_unsigned_read_of_a_private_bucket_is_refused(aws, few_songs, dsn, tmp_path, run):
+    import boto3
+
+    import create_tables
+    import etl
+
+    upload_folder(boto3.client("s3", region_name="us-west-2"), "sparkify-private", few_songs)
+    config = s3_config(tmp_path, dsn, bucket="sparkify-private", anonymous="true")
+    assert run(create_tables, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config)
+    assert code == 1 and "error: reading s3://sparkify-private/" in out
+
+
+def test_s3_window_downloads_only_those_days(aws, few_songs, dsn, tmp_path, run):
+    import boto3
+
+    import create_tables
+    import etl
+
+    upload_folder(boto3.client("s3", region_name="us-west-2"), "sparkify-public", few_songs)
+    config = s3_config(tmp_path, dsn)
+    assert run(create_tables, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config, "--from", "2018-11-02", "--to", "2018-11-02")
+    assert code == 0, out
+    assert "download log_data 1 objects from s3://sparkify-public/log_data" in out
+
+
+def test_missing_bucket_is_one_line(aws, dsn, tmp_path, run):
+    import create_tables
+    import etl
+
+    config = s3_config(tmp_path, dsn, bucket="no-such-bucket")
+    assert run(create_tables, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "error: reading s3://no-such-bucket/" in out and "NoSuchBucket" in out
+
+
+def test_endpoint_url_reaches_an_s3_compatible_server(few_songs, dsn, tmp_path, run, query, monkeypatch):
+    """moto's server on 127.0.0.1 stands for MinIO or any S3-compatible store."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    import create_tables
+    import etl
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client("s3", region_name="us-west-2", endpoint_url=endpoint)
+        upload_folder(client, "sparkify-minio", few_songs)
+        config = s3_config(tmp_path, dsn, bucket="sparkify-minio", endpoint_url=endpoint)
+        assert run(create_tables, "--config", config)[0] == 0
+        code, out = run(etl, "--config", config)
+        assert code == 0, out
+        assert query("SELECT COUNT(*) FROM staging_songs") == [(20,)]
+    finally:
+        server.stop()
