@@ -33,6 +33,7 @@ from sparkify.jsonfiles import list_data_files
 from sparkify.output import mask_secrets, masked, table
 from sparkify.redshift import CopyFailed, copy_statements, is_serverless, load_error_report
 from sparkify.s3source import local_sources
+from sparkify.songpack import manifest_url, pack_songs
 from sparkify.staging import RejectSink, read_jsonpaths, stage_dataset, staging_columns
 
 log = logging.getLogger("sparkify")
@@ -136,10 +137,17 @@ def report_staging(dataset, staging_table, counters, seconds):
         log.warning("%s: no data files found", dataset)
 
 
-def redshift_copies(config, window):
-    """(table, COPY) in run order; a date window lists the log keys in S3 first."""
-    s3_client = None if window == (None, None) else boto3.client("s3", region_name=config.get("S3", "REGION"))
-    return copy_statements(config, window, s3_client)
+def redshift_copies(config, window, pack=True):
+    """(table, COPY) in run order. A date window lists the log keys in S3 first; with
+    PACK_SONGS the song objects are packed first (pack=False: only say where)."""
+    client = boto3.client("s3", region_name=config.get("S3", "REGION"))
+    manifest = None
+    if config.flag("S3", "PACK_SONGS"):
+        staging_prefix = config.get("S3", "STAGING_PREFIX")
+        manifest = manifest_url(staging_prefix)
+        if pack:
+            manifest = pack_songs(client, config.get("S3", "SONG_DATA"), staging_prefix)
+    return copy_statements(config, window, client, songs_manifest=manifest)
 
 
 def stage_redshift(cursor, config, window, seconds_by_phase):
@@ -297,7 +305,7 @@ def planned_statements(config, window):
             ]
     else:
         steps += [(t.name, sql_queries.empty_staging_sql(t, engine)) for t in sql_queries.STAGING_TABLES]
-        steps += redshift_copies(config, window)
+        steps += redshift_copies(config, window, pack=False)
     steps += list(sql_queries.TRANSFORM_STEPS)
     steps += [(f"check: {check.name} (expected {check.expected})", check.sql) for check in all_checks(config)]
     return [*steps, ("all or nothing", "COMMIT")]

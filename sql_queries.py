@@ -277,8 +277,10 @@ def copy_events_sql(source, iam_role, region, jsonpaths, max_errors):
     )
 
 
-def copy_songs_sql(source, iam_role, region, max_errors):
-    return redshift_copy_sql(STAGING_SONGS, source, iam_role, region, "auto", max_errors)
+def copy_songs_sql(source, iam_role, region, max_errors, manifest=False):
+    """From a prefix of song files, or (manifest=True) from the gzip packs a manifest lists."""
+    extra = ("MANIFEST", "GZIP") if manifest else ()
+    return redshift_copy_sql(STAGING_SONGS, source, iam_role, region, "auto", max_errors, extra)
 
 
 # Redshift: why the last COPY of this session failed, from the system tables.

@@ -31,14 +31,16 @@ def log_day_prefixes(s3_client, log_data_url, window):
     return sorted(prefixes)
 
 
-def copy_statements(config, window, s3_client=None):
-    """(table, COPY) pairs that refresh staging; the events of a window are COPYd by day."""
+def copy_statements(config, window, s3_client=None, songs_manifest=None):
+    """(table, COPY) pairs that refresh staging; the events of a window are COPYd by day;
+    songs from songs_manifest (packed, see songpack.py) when given."""
     role, region = config.get("IAM_ROLE", "ARN"), config.get("S3", "REGION")
     max_errors = config.max_errors
+    songs_source = songs_manifest or config.get("S3", "SONG_DATA")
     statements = [
         (
             sql_queries.STAGING_SONGS.name,
-            sql_queries.copy_songs_sql(config.get("S3", "SONG_DATA"), role, region, max_errors),
+            sql_queries.copy_songs_sql(songs_source, role, region, max_errors, manifest=bool(songs_manifest)),
         )
     ]
     log_data = config.get("S3", "LOG_DATA")

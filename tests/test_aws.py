@@ -426,3 +426,72 @@ def test_endpoint_url_reaches_an_s3_compatible_server(few_songs, dsn, tmp_path, 
         assert query("SELECT COUNT(*) FROM staging_songs") == [(20,)]
     finally:
         server.stop()
+
+
+# --- Fast song staging: pack and manifest -----------------------------------------------------
+
+
+def test_packed_songs_hold_exactly_the_source_objects(aws, tmp_path):
+    import gzip
+
+    import boto3
+
+    from sparkify.jsonfiles import read_records
+    from sparkify.songpack import pack_songs
+
+    s3 = boto3.client("s3", region_name="us-west-2")
+    for bucket in ("udacity-like", "my-staging"):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    sources = []
+    for index in range(1203):
+        song = {
+            "song_id": f"SO{index:05d}",
+            "artist_id": "AR1",
+            "title": f"Title {index}",
+            "artist_name": "A",
+        }
+        body = json.dumps(song)
+        if index == 7:  # a number where a name is expected
+            song["artist_name"] = 112
+            body = json.dumps(song)
+        if index == 8:  # two pretty-printed objects in one file
+            second = {**song, "song_id": "SO_EXTRA"}
+            body = json.dumps(song, indent=2) + "\n" + json.dumps(second, indent=2)
+            sources.append(second)
+        sources.append(song)
+        s3.put_object(Bucket="udacity-like", Key=f"song_data/A/B/TR{index:05d}.json", Body=body.encode())
+    s3.put_object(Bucket="udacity-like", Key="song_data/README.txt", Body=b"not a song")
+
+    manifest_url = pack_songs(
+        s3, "s3://udacity-like/song_data", "s3://my-staging/sparkify/", objects_per_pack=500
+    )
+    assert manifest_url == "s3://my-staging/sparkify/songs.manifest"
+    manifest = json.loads(s3.get_object(Bucket="my-staging", Key="sparkify/songs.manifest")["Body"].read())
+    urls = [entry["url"] for entry in manifest["entries"]]
+    assert len(urls) == 3 and all(entry["mandatory"] for entry in manifest["entries"])
+    packed = []
+    for index, url in enumerate(urls):
+        key = url.removeprefix("s3://my-staging/")
+        path = tmp_path / f"pack{index}.json"
+        path.write_bytes(gzip.decompress(s3.get_object(Bucket="my-staging", Key=key)["Body"].read()))
+        packed += [record.value for record in read_records(str(path))]
+    canonical = sorted(json.dumps(song, sort_keys=True) for song in sources)
+    assert sorted(json.dumps(song, sort_keys=True) for song in packed) == canonical
+
+
+def test_packed_songs_are_copied_through_the_manifest():
+    from test_redshift_sql import REDSHIFT_VALUES, redshift_problems
+
+    from sparkify.config import Config
+    from sparkify.redshift import copy_statements
+
+    values = {**REDSHIFT_VALUES, ("S3", "PACK_SONGS"): "true", ("S3", "STAGING_PREFIX"): "s3://my-staging/sp"}
+    statements = dict(
+        copy_statements(
+            Config("c", values, []), (None, None), songs_manifest="s3://my-staging/sp/songs.manifest"
+        )
+    )
+    sql = " ".join(statements["staging_songs"].split())
+    assert "FROM 's3://my-staging/sp/songs.manifest'" in sql
+    assert "FORMAT AS JSON 'auto' MANIFEST GZIP" in sql
+    assert redshift_problems(statements["staging_songs"]) == []
