@@ -52,6 +52,7 @@ def dataset(events, songs, seed, cache_dir):
         started = time.perf_counter()
         sample_data.generate(folder, events=events, songs=songs, seed=seed)
         done.write_text("ok")
+        os.sync()  # the files' write-back must not compete with the measured run
         print(f"generated {events} events and {songs} song files in {time.perf_counter() - started:.1f} s")
     return folder
 
@@ -260,11 +261,15 @@ def main(argv=None):
     )
     parser.add_argument("--dsn", help="use this database instead of a throwaway cluster (tables are dropped)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json", help="JSON results file")
+    parser.add_argument("--generate-only", action="store_true", help="only generate (and cache) the dataset")
     try:
         args = parser.parse_args(argv or [])
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 2
     configure_logging(quiet=True)
+    if args.generate_only:
+        print(dataset(args.events, args.songs, args.seed, args.cache_dir))
+        return 0
     result = measure(args)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(render(result))

@@ -166,16 +166,13 @@ def stage_redshift(cursor, config, window, seconds_by_phase):
 
 
 def transform(cursor):
-    """Merge staging into the star tables; returns {table: rows inserted}."""
-    inserted = {}
+    """Merge staging into the star tables, saying what each statement added."""
     for table_name, sql in sql_queries.TRANSFORM_STEPS:
         rows, seconds = warehouse.timed_execute(cursor, sql)
         if sql.lstrip().startswith("INSERT INTO"):
-            inserted[table_name] = inserted.get(table_name, 0) + rows
             log.info("%-15s +%d rows (%.2f s)", table_name, rows, seconds)
         elif sql.lstrip().startswith("DELETE"):
             log.info("%-15s %d rows to refresh from newer events (%.2f s)", table_name, rows, seconds)
-    return inserted
 
 
 def check_quality(cursor, config):

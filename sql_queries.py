@@ -542,7 +542,9 @@ WHERE preference = 1
 """
 
 # One row per distinct play time; EXTRACT(WEEK) is the ISO week, DOW 0 = Sunday.
-# Inserted in time order: PostgreSQL appends to its index instead of splitting pages.
+# The times come from this run's plays in staging (the rows songplays just took), so a
+# daily load reads one day, not the whole fact; every songplays.start_time is in time
+# (a quality check proves it). Inserted in time order: PostgreSQL appends to its index.
 TIME_INSERT = """
 INSERT INTO time (
     start_time,
@@ -562,16 +564,18 @@ SELECT
     EXTRACT(YEAR FROM new_times.start_time),
     EXTRACT(DOW FROM new_times.start_time)
 FROM (
-    SELECT DISTINCT sp.start_time
-    FROM songplays AS sp
-    WHERE NOT EXISTS (
-        SELECT 1 FROM time AS t WHERE t.start_time = sp.start_time
-    )
+    SELECT DISTINCT e.ts AS start_time
+    FROM staging_events AS e
+    WHERE e.page = 'NextSong'
+      AND e.user_id IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM time AS t WHERE t.start_time = e.ts
+      )
 ) AS new_times
 ORDER BY new_times.start_time
 """
 
-# (table, statement) in run order; songplays before time, which is derived from it.
+# (table, statement) in run order.
 TRANSFORM_STEPS = (
     ("songplays", SONGPLAYS_INSERT),
     ("latest_user_events", LATEST_USER_EVENTS_DROP),
