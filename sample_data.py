@@ -18,6 +18,8 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+# Bump when the generated data changes, so cached benchmark datasets are made anew.
+GENERATOR_VERSION = 2
 JSONPATHS = [
     "artist",
     "auth",

@@ -18,7 +18,6 @@ from typing import NamedTuple
 
 REDSHIFT = "redshift"
 POSTGRES = "local"
-ENGINES = (POSTGRES, REDSHIFT)
 
 
 class Table(NamedTuple):

@@ -134,6 +134,6 @@ def timed_execute(cursor, sql, parameters=None):
 def count_rows(cursor, tables):
     counts = {}
     for table in tables:
-        cursor.execute(f"SELECT COUNT(*) FROM {table.name}")
+        cursor.execute(sql_queries.count_rows_sql(table))
         counts[table.name] = cursor.fetchone()[0]
     return counts
