@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint stop-db clean
+.PHONY: demo test bench lint stop-db clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
 
+# 1,000,000 events and 100,000 song files by default; EVENTS=… SONGS=… to change.
+bench: $(VENV)/.runtime
+	$(PY) bench.py $(if $(EVENTS),--events $(EVENTS)) $(if $(SONGS),--songs $(SONGS))
+
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
@@ -29,4 +33,5 @@ stop-db:
 	$(PY) -m sparkify.pg_cluster stop .local-pg
 
 clean: stop-db
-	rm -rf .local-pg .demo
+	$(PY) -m sparkify.pg_cluster stop .bench/pg
+	rm -rf .local-pg .demo .bench
