@@ -102,7 +102,9 @@ def test_bad_window_is_a_usage_error(six_days, run, config_for):
     assert code == 2 and "--from 2018-11-05 is after --to 2018-11-01" in out
 
 
-def test_older_window_loaded_later_keeps_the_newer_level(dataset, run, config_for, query):
+@pytest.fixture
+def upgrade_config(dataset, run, config_for):
+    """Empty tables and a config for one user: free on 2018-11-01, paid on 2018-11-02."""
     data = dataset(
         songs=[song("SO_1")],
         days={
@@ -112,21 +114,18 @@ def test_older_window_loaded_later_keeps_the_newer_level(dataset, run, config_fo
     )
     config = config_for(data)
     fresh_tables(run, config)
+    return config
+
+
+def test_older_window_loaded_later_keeps_the_newer_level(upgrade_config, run, query):
+    config = upgrade_config
     load_days(run, config, ["2018-11-02", "2018-11-01"])
     assert query("SELECT level, latest_event_at::text FROM users") == [("paid", "2018-11-02 00:00:00")]
     assert query("SELECT COUNT(*) FROM songplays") == [(2,)]
 
 
-def test_newer_window_updates_the_level(dataset, run, config_for, query):
-    data = dataset(
-        songs=[song("SO_1")],
-        days={
-            "2018-11-01": [event(NOV_1, level="free")],
-            "2018-11-02": [event(NOV_1 + DAY_MS, level="paid", item=1)],
-        },
-    )
-    config = config_for(data)
-    fresh_tables(run, config)
+def test_newer_window_updates_the_level(upgrade_config, run, query):
+    config = upgrade_config
     load_days(run, config, ["2018-11-01"])
     assert query("SELECT level FROM users") == [("free",)]
     code, out = run(etl, "--config", config, "--from", "2018-11-02")

@@ -70,3 +70,20 @@ def test_create_tables_drops_what_was_loaded(real_sample, load, run, config_for,
     code, _ = run(create_tables, "--config", config_for(real_sample))
     assert code == 0
     assert query("SELECT COUNT(*) FROM songplays") == [(0,)]
+
+
+def test_make_demo_runs_the_pipeline_on_a_given_folder(real_sample, dsn, monkeypatch, capsys):
+    from sparkify import demo
+
+    monkeypatch.setenv("SPARKIFY_LOCAL_DSN", dsn)
+    assert demo.main(["--data", str(real_sample)]) == 0
+    out = capsys.readouterr().out
+    assert "songplays            0        6820   6820" in out
+    assert (demo.DEMO_DIR / "dwh.cfg").read_text().count(str(real_sample.resolve())) == 3
+
+
+def test_make_demo_refuses_a_folder_without_the_data(tmp_path, capsys):
+    from sparkify import demo
+
+    assert demo.main(["--data", str(tmp_path)]) == 2
+    assert "has no log_data/ and song_data/ folders" in capsys.readouterr().err
