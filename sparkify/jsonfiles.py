@@ -92,21 +92,21 @@ def in_window(name, window):
     return day is not None and (first is None or day >= first) and (last is None or day <= last)
 
 
-def read_records(path, start=0, end=None, first_line=1):
+def read_records(path, data=None):
     """Yield a Record or a Reject for every JSON value (or unreadable piece) of a file.
 
-    start/end/first_line read one piece of a large file: the bytes from start to end,
-    whose first line is line first_line of the file (see `file_pieces`).
+    data: the bytes of one piece of a large plain file (see `file_pieces`), read by the
+    caller; line numbers then count from the piece's first line.
     """
-    opener = gzip.open if str(path).endswith(".gz") else open
-    line_no = first_line - 1
+    line_no = 0
     try:
-        with opener(path, "rb") as handle:
-            if end is not None:
-                handle.seek(start)
-                handle = io.BytesIO(handle.read(end - start))
+        if data is not None:
+            handle = io.BytesIO(data)
+        else:
+            handle = (gzip.open if str(path).endswith(".gz") else open)(path, "rb")
+        with handle:
             reader = _ObjectReader()
-            for line_no, raw in enumerate(handle, start=first_line):
+            for line_no, raw in enumerate(handle, start=1):
                 if line_no == 1 and raw.startswith(BOM):
                     raw = raw[len(BOM) :]
                 yield from reader.feed(raw, line_no)
@@ -115,30 +115,48 @@ def read_records(path, start=0, end=None, first_line=1):
         yield Reject(line_no + 1, f"file cannot be read past this point: {error}", "")
 
 
+def read_piece(path, start, end):
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        return handle.read(end - start)
+
+
 def file_pieces(path, size, piece_bytes):
-    """(start, end, first_line) pieces of a plain file, cut where a line starts with '{'.
+    """(start, end) byte ranges of a plain file, cut where a line starts with '{'; end
+    None means the whole file.
 
     Large JSON-lines files are converted in parallel pieces. A cut is made only before a
     line that opens a top-level object, so no record is split (pretty-printed objects
-    indent their inner lines). Gzip files are not split.
+    indent their inner lines). Gzip files are not split. Only a little past each cut
+    point is read here.
     """
     if str(path).endswith(".gz") or size <= piece_bytes:
-        return [(0, None, 1)]
-    pieces, start, line = [], 0, 1
+        return [(0, None)]
+    pieces, start = [], 0
     with open(path, "rb") as handle:
-        while start < size:
-            handle.seek(start + piece_bytes)
-            ahead = handle.read(1 << 20)
-            boundary = ahead.find(b"\n{")
-            if start + piece_bytes >= size or boundary < 0:
-                pieces.append((start, size, line))
+        while start + piece_bytes < size:
+            cut = _next_object_start(handle, start + piece_bytes)
+            if cut is None:
                 break
-            cut = start + piece_bytes + boundary + 1
-            handle.seek(start)
-            lines_in_piece = handle.read(cut - start).count(b"\n")
-            pieces.append((start, cut, line))
-            start, line = cut, line + lines_in_piece
+            pieces.append((start, cut))
+            start = cut
+    pieces.append((start, size))
     return pieces
+
+
+def _next_object_start(handle, position, window=1 << 16):
+    """Offset of the first line starting with '{' after position, or None."""
+    handle.seek(position)
+    carry = b""
+    while True:
+        block = handle.read(window)
+        if not block:
+            return None
+        found = (carry + block).find(b"\n{")
+        if found >= 0:
+            return position - len(carry) + found + 1
+        position += len(block)
+        carry = block[-1:]
 
 
 def _excerpt(text):
@@ -200,7 +218,7 @@ class _ObjectReader:
             # after it afresh: a JSON line following a cut-off one must not be lost.
             first, following = self.pending[0], self.pending[1:]
             self._clear()
-            yield Reject(start, f"malformed JSON: object not closed before line {start + 1}", _excerpt(first))
+            yield Reject(start, "malformed JSON: object not closed before the next line", _excerpt(first))
             for offset, text in enumerate(following, start=1):
                 yield from self._refeed(text, start + offset)
             return

@@ -17,13 +17,13 @@ import os
 import re
 import sys
 import tempfile
-from collections import deque
+from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import sql_queries
 from sparkify.errors import ConfigError
-from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_records
+from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_piece, read_records
 from sparkify.output import Progress
 
 # The transform casts these text columns; refusing what the cast would refuse keeps one
@@ -424,13 +424,14 @@ class RejectSink:
 class Task(NamedTuple):
     """Files, or pieces of a large file, converted together by one worker."""
 
-    pieces: list  # (path, shown name, start, end, first_line)
+    pieces: list  # (path, shown name, start, end); end None: the whole file
 
 
 class TaskResult(NamedTuple):
     copy_text: bytes
     counts: dict
-    rejects: list  # (file, line, reason, raw)
+    rejects: list  # (piece index, shown name, line within the piece, reason, raw)
+    piece_lines: list  # (path, lines in the piece; 0 for a whole file), one per piece
 
 
 def plan_tasks(files, display_root):
@@ -444,8 +445,8 @@ def plan_tasks(files, display_root):
     task, task_size = [], 0
     for path, size in files:
         shown = path[len(prefix) :] if path.startswith(prefix) else path
-        for start, end, first_line in file_pieces(path, size, task_bytes):
-            task.append((path, shown, start, end, first_line))
+        for start, end in file_pieces(path, size, task_bytes):
+            task.append((path, shown, start, end))
             task_size += (end or size) - start
             if task_size >= task_bytes or len(task) >= task_files:
                 yield Task(task)
@@ -458,12 +459,14 @@ def convert_task(task, columns, repair):
     """COPY text for every loadable record of a task; the rest become rejects."""
     counters = Counters()
     convert = RowConverter(columns, repair, counters)
-    lines, rejects = [], []
-    for path, shown, start, end, first_line in task.pieces:
+    lines, rejects, piece_lines = [], [], []
+    for index, (path, shown, start, end) in enumerate(task.pieces):
         read_before = counters.read
         if start == 0:
             counters.files += 1
-        for item in read_records(path, start, end, first_line):
+        data = None if end is None else read_piece(path, start, end)
+        piece_lines.append((path, 0 if data is None else data.count(b"\n")))
+        for item in read_records(path, data):
             counters.read += 1
             if isinstance(item, Record):
                 try:
@@ -474,12 +477,12 @@ def convert_task(task, columns, repair):
                     reason, raw = str(error), _record_excerpt(item.value)
             else:
                 reason, raw = item.reason, item.raw
-            rejects.append((shown, item.line, reason, raw))
+            rejects.append((index, shown, item.line, reason, raw))
             counters.rejected += 1
         if counters.read == read_before and end is None:
             counters.empty_files += 1
     copy_text = "".join(lines).encode("utf-8")
-    return TaskResult(copy_text, vars(counters), rejects)
+    return TaskResult(copy_text, vars(counters), rejects, piece_lines)
 
 
 def _record_excerpt(value):
@@ -533,14 +536,18 @@ def stage_dataset(cursor, dataset, table, root, columns, window, repair, rejects
     results = converted_results(tasks, columns, repair, workers)
 
     progress = Progress(table.name, len(listing.files))
+    lines_before = defaultdict(int)  # per split file: lines in the pieces already merged
 
     def chunks():
         for result in results:
             for name, value in result.counts.items():
                 if isinstance(value, int):
                     setattr(counters, name, getattr(counters, name) + value)
-            for file, line, reason, raw in result.rejects:
-                rejects.add(dataset, file, line, reason, raw)
+            for index, (path, lines) in enumerate(result.piece_lines):
+                for piece, shown, line, reason, raw in result.rejects:
+                    if piece == index:
+                        rejects.add(dataset, shown, lines_before[path] + line, reason, raw)
+                lines_before[path] += lines
             progress.update(counters.files, counters.loaded)
             if result.copy_text:
                 yield result.copy_text

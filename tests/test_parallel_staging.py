@@ -7,7 +7,7 @@ import pytest
 from conftest import event, song
 
 from sparkify import staging
-from sparkify.jsonfiles import file_pieces, read_records
+from sparkify.jsonfiles import file_pieces, read_piece, read_records
 
 NOV_1 = 1541030400000
 
@@ -43,7 +43,7 @@ def test_rejects_in_later_pieces_keep_their_file_line_numbers(dataset, load, que
     )
     out = load(data, maxerror=5)
     assert query("SELECT line, reason FROM load_rejects") == [
-        (48, "malformed JSON: object not closed before line 49")
+        (48, "malformed JSON: object not closed before the next line")
     ]
     assert "60 records read, 59 loaded, 1 rejected" in out
 
@@ -54,6 +54,9 @@ def test_pieces_are_cut_only_before_a_top_level_object(tmp_path):
     path.write_text(pretty)
     pieces = file_pieces(str(path), path.stat().st_size, 1000)
     assert len(pieces) > 5
-    records = [r for start, end, line in pieces for r in read_records(str(path), start, end, line)]
-    assert [r.value["itemInSession"] for r in records] == list(range(40))
-    assert [r.line for r in records] == [1 + 20 * i for i in range(40)]  # 20 lines per object
+    assert [end for _, end in pieces[:-1]] == [start for start, _ in pieces[1:]]
+    assert pieces[0][0] == 0 and pieces[-1][1] == path.stat().st_size
+    per_piece = [list(read_records(str(path), read_piece(str(path), start, end))) for start, end in pieces]
+    assert [r.value["itemInSession"] for records in per_piece for r in records] == list(range(40))
+    for records in per_piece:  # lines count from the piece's first line, 20 lines per object
+        assert [r.line for r in records] == [1 + 20 * i for i in range(len(records))]
