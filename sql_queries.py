@@ -5,7 +5,7 @@ reads configuration or touches a database; the scripts pass values in.
 
 Each table is defined once (`Table`). `create_table_sql(table, engine)` is the one place
 where the PostgreSQL DDL is derived from the Redshift DDL: PostgreSQL gets the same
-columns and keys without Redshift's distribution and sort clauses.
+columns and keys without Redshift's distribution and sort clauses (and UNLOGGED staging).
 
 The transform statements (`TRANSFORM_STEPS`) are the same text on both engines and use
 only SQL that Redshift supports: no ON CONFLICT, DISTINCT ON, RETURNING, SERIAL, JSON
@@ -621,7 +621,7 @@ def count_rows_sql(table):
 # --- Data quality checks, run after every load (and by etl.py --check-only). --------------
 # Each query returns one number; the expectation is "0" (nothing wrong found) or "> 0".
 
-NATURAL_KEYS = {
+TABLE_KEYS = {
     "songplays": ("songplay_id",),
     "users": ("user_id",),
     "songs": ("song_id",),
@@ -676,10 +676,10 @@ WHERE e.page = 'NextSong'
 
 # (name, sql, expected) in run order.
 QUALITY_CHECKS = (
-    *(_null_key_check(table, column) for table, columns in NATURAL_KEYS.items() for column in columns),
+    *(_null_key_check(table, column) for table, columns in TABLE_KEYS.items() for column in columns),
     _null_key_check("songplays", "user_id"),
     _null_key_check("songplays", "start_time"),
-    *(_unique_key_check(table, columns) for table, columns in NATURAL_KEYS.items()),
+    *(_unique_key_check(table, columns) for table, columns in TABLE_KEYS.items()),
     _unique_key_check("songplays", ("user_id", "session_id", "item_in_session", "start_time")),
     _relationship_check("user_id", "users", "user_id"),
     _relationship_check("start_time", "time", "start_time"),
