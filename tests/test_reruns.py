@@ -1,5 +1,6 @@
 """Re-runs, loads by date, merge order, atomicity, one run at a time, quality checks."""
 
+import json
 import random
 import signal
 import subprocess
@@ -276,3 +277,13 @@ def test_empty_warehouse_fails_the_not_empty_checks(dataset, run, config_for):
     code, out = run(etl, "--config", config, "--check-only")
     assert code == 1
     assert "check failed: songplays is not empty: expected > 0, found 0" in out
+
+
+def test_log_file_without_a_date_is_loaded_unless_a_window_is_given(dataset, load, run, config_for, query):
+    data = dataset(
+        songs=[song("SO_1")], raw={"log_data/extra/events.json": json.dumps(event(NOV_1)).encode()}
+    )
+    out = load(data)
+    assert "staging_events  1 files" in out and query("SELECT COUNT(*) FROM songplays") == [(1,)]
+    code, out = run(etl, "--config", config_for(data), "--from", "2018-11-01")
+    assert code == 0 and "1 files outside --from/--to skipped" in out
