@@ -53,6 +53,18 @@ OPERATING_SYSTEM = """CASE
             ELSE 'Other'
         END"""
 
+
+def plays_and_users_by(column, expression):
+    """Plays and distinct users per value of an expression over songplays."""
+    return f"""SELECT {column}, COUNT(*) AS plays, COUNT(DISTINCT user_id) AS users
+FROM (
+    SELECT {expression} AS {column}, sp.user_id
+    FROM songplays AS sp
+) AS parsed
+GROUP BY {column}
+ORDER BY plays DESC, {column}"""
+
+
 QUERIES = {
     "top_songs": Query(
         "Top 10 songs by plays (matched plays only: most plays match no song in the catalogue)",
@@ -149,23 +161,11 @@ LIMIT 10""",
     ),
     "browsers": Query(
         "Plays and users by browser (parsed from user_agent)",
-        f"""SELECT browser, COUNT(*) AS plays, COUNT(DISTINCT user_id) AS users
-FROM (
-    SELECT {BROWSER} AS browser, sp.user_id
-    FROM songplays AS sp
-) AS parsed
-GROUP BY browser
-ORDER BY plays DESC, browser""",
+        plays_and_users_by("browser", BROWSER),
     ),
     "operating_systems": Query(
         "Plays and users by operating system (parsed from user_agent)",
-        f"""SELECT operating_system, COUNT(*) AS plays, COUNT(DISTINCT user_id) AS users
-FROM (
-    SELECT {OPERATING_SYSTEM} AS operating_system, sp.user_id
-    FROM songplays AS sp
-) AS parsed
-GROUP BY operating_system
-ORDER BY plays DESC, operating_system""",
+        plays_and_users_by("operating_system", OPERATING_SYSTEM),
     ),
     "sessions_per_user": Query(
         "Sessions per user",

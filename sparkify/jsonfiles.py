@@ -202,7 +202,7 @@ class _ObjectReader:
             return
         yield from self._scan(text, line_no)
 
-    def _parse_pending(self, line_no, last_line):  # noqa: ARG002 - line_no kept for symmetry
+    def _parse_pending(self):
         if self.pending_chars > MAX_RECORD_CHARS:
             yield from self._reject_pending(f"JSON object larger than {MAX_RECORD_CHARS} characters")
             return
@@ -231,7 +231,7 @@ class _ObjectReader:
             return
         self.pending.append(text)
         self.pending_chars += len(text)
-        yield from self._parse_pending(line_no, text)
+        yield from self._parse_pending()
 
     def _scan(self, text, line_no):
         outcome = list(_scan_buffer(text, line_no))

@@ -33,7 +33,7 @@ class ConsoleHandler(logging.StreamHandler):
         super().handleError(record)
 
 
-def configure_logging(quiet=False, verbose=False, secrets=()):
+def configure_logging(quiet=False, verbose=False):
     """Log to stdout (a notebook shows it); calling again replaces the previous handler."""
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
@@ -42,7 +42,7 @@ def configure_logging(quiet=False, verbose=False, secrets=()):
     handler = ConsoleHandler(sys.stdout)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.addFilter(MaskSecrets(secrets))
+    handler.addFilter(MaskSecrets(_known_secrets))
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False

@@ -11,6 +11,7 @@ in memory.
 
 import io
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -25,6 +26,8 @@ import sql_queries
 from sparkify.errors import ConfigError
 from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_piece, read_records
 from sparkify.output import Progress
+
+log = logging.getLogger("sparkify")
 
 # The transform casts these text columns; refusing what the cast would refuse keeps one
 # bad record from failing the whole transform.
@@ -552,8 +555,10 @@ def stage_dataset(cursor, dataset, table, root, columns, window, repair, rejects
             if result.copy_text:
                 yield result.copy_text
 
+    copy_sql = sql_queries.copy_from_stdin_sql(table, freeze=True)
+    log.debug("%s", copy_sql)
     try:
-        cursor.copy_expert(sql_queries.copy_from_stdin_sql(table, freeze=True), ChunkStream(chunks()))
+        cursor.copy_expert(copy_sql, ChunkStream(chunks()))
     finally:
         progress.done()
     cursor.execute(sql_queries.analyze_sql(table))

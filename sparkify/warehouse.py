@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import botocore.exceptions
 import psycopg2
 import psycopg2.errors
+import psycopg2.extras
 
 import sql_queries
 from sparkify.config import LOCAL
@@ -42,11 +43,29 @@ def connect(config):
             delay *= 2
 
 
+class StatementLoggingConnection(psycopg2.extras.LoggingConnection):
+    """Logs every statement it executes at DEBUG (--verbose), through the masked handler."""
+
+    def filter(self, msg, curs):
+        return (msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg).strip()
+
+
 def _connect_once(config):
+    conn = _open(config)
+    conn.initialize(log)
+    return conn
+
+
+def _open(config):
     if config.target == LOCAL:
-        return psycopg2.connect(config.get("LOCAL", "DSN"), connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        return psycopg2.connect(
+            config.get("LOCAL", "DSN"),
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            connection_factory=StatementLoggingConnection,
+        )
     user, password = redshift_login(config)
     return psycopg2.connect(
+        connection_factory=StatementLoggingConnection,
         host=config.get("CLUSTER", "HOST"),
         dbname=config.get("CLUSTER", "DB_NAME"),
         user=user,
@@ -125,7 +144,6 @@ def acquire_run_lock(cursor, engine, timeout_seconds):
 
 def timed_execute(cursor, sql, parameters=None):
     """Run one statement; return (rows affected, seconds)."""
-    log.debug("%s", sql.strip())
     started = time.perf_counter()
     cursor.execute(sql, parameters)
     return cursor.rowcount, time.perf_counter() - started
