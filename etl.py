@@ -165,12 +165,14 @@ def stage_redshift(cursor, config, window, seconds_by_phase):
 # --- Transform and checks ---------------------------------------------------------------------
 
 
-def transform(cursor):
+def transform(cursor, engine):
     """Merge staging into the star tables, saying what each statement added."""
-    for table_name, sql in sql_queries.TRANSFORM_STEPS:
+    for table_name, sql in sql_queries.transform_steps(engine):
         rows, seconds = warehouse.timed_execute(cursor, sql)
         if sql.lstrip().startswith("INSERT INTO"):
             log.info("%-15s +%d rows (%.2f s)", table_name, rows, seconds)
+        elif sql.lstrip().startswith("CREATE"):
+            log.info("%-15s %d rows (%.2f s)", table_name, rows, seconds)
         elif sql.lstrip().startswith("DELETE"):
             log.info("%-15s %d rows to refresh from newer events (%.2f s)", table_name, rows, seconds)
 
@@ -213,13 +215,14 @@ def load(conn, config, window):
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
             before = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
             if config.target == LOCAL:
-                cur.execute(sql_queries.POSTGRES_TRANSFORM_SETTINGS)
+                for setting in sql_queries.POSTGRES_RUN_SETTINGS:
+                    cur.execute(setting)
                 staging = stage_local(cur, config, window, rejects, seconds)
                 enforce_max_errors(rejects, config.max_errors)
             else:
                 stage_redshift(cur, config, window, seconds)
             with timed(seconds, "transform"):
-                transform(cur)
+                transform(cur, config.target)
             with timed(seconds, "checks"):
                 check_quality(cur, config)
                 after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
@@ -281,7 +284,7 @@ def planned_statements(config, window):
         for sql in sql_queries.run_lock_statements(engine, config.lock_timeout_seconds)
     ]
     if engine == LOCAL:
-        steps.append(("settings", sql_queries.POSTGRES_TRANSFORM_SETTINGS))
+        steps += [("settings", setting) for setting in sql_queries.POSTGRES_RUN_SETTINGS]
         for table, key in (
             (sql_queries.STAGING_SONGS, "SONG_DATA"),
             (sql_queries.STAGING_EVENTS, "LOG_DATA"),
@@ -303,7 +306,7 @@ def planned_statements(config, window):
     else:
         steps += [(t.name, sql_queries.empty_staging_sql(t, engine)) for t in sql_queries.STAGING_TABLES]
         steps += redshift_copies(config, window, pack=False)
-    steps += list(sql_queries.TRANSFORM_STEPS)
+    steps += sql_queries.transform_steps(engine)
     steps += [(f"check: {check.name} (expected {check.expected})", check.sql) for check in all_checks(config)]
     return [*steps, ("all or nothing", "COMMIT")]
 

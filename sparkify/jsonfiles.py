@@ -109,10 +109,24 @@ def read_records(path, data=None):
             for line_no, raw in enumerate(handle, start=1):
                 if line_no == 1 and raw.startswith(BOM):
                     raw = raw[len(BOM) :]
-                yield from reader.feed(raw, line_no)
+                if not reader.pending:  # the common line, one whole object: parsed here
+                    value = _object_or_none(raw)
+                    if value is not None:
+                        yield Record(line_no, value)
+                        continue
+                yield from reader.feed(raw, line_no)  # anything else, and every error
             yield from reader.finish()
     except (OSError, EOFError, zlib.error) as error:
         yield Reject(line_no + 1, f"file cannot be read past this point: {error}", "")
+
+
+def _object_or_none(raw):
+    """The JSON object a line holds alone, or None (the line then takes the general path)."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        return None
+    return value if type(value) is dict else None  # noqa: E721 - exact type
 
 
 def read_piece(path, start, end):

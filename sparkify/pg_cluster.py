@@ -112,7 +112,7 @@ def port_of(data_dir):
     for line in (Path(data_dir) / "postgresql.auto.conf").read_text().splitlines():
         name, _, value = line.partition("=")
         if name.strip() == "port":
-            return int(value.strip())
+            return int(value.strip().strip("'"))  # ALTER SYSTEM rewrites the file with quotes
     raise ClusterError(f"no port set in {data_dir}/postgresql.auto.conf")
 
 
