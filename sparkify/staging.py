@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import sql_queries
 from sparkify.errors import ConfigError
-from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_piece, read_records
+from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_piece, read_records, read_whole
 from sparkify.output import Progress
 
 log = logging.getLogger("sparkify")
@@ -444,8 +444,8 @@ def convert_task(task, columns, repair):
         records_before = len(lines) + len(rejects)
         if start == 0:
             counters.files += 1
-        data = None if end is None else read_piece(path, start, end)
-        piece_lines.append((path, 0 if data is None else data.count(b"\n")))
+        data = read_whole(path) if end is None else read_piece(path, start, end)
+        piece_lines.append((path, 0 if end is None else data.count(b"\n")))
         for item in read_records(path, data):
             if type(item) is Record:  # noqa: E721 - exact type, on the hot path
                 try:
