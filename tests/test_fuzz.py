@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import sample_data
 import sql_queries
-from sparkify.jsonfiles import Record, read_records
+from sparkify.jsonfiles import BOM, Record, _ObjectReader, read_records, read_whole
 from sparkify.staging import BadValue, ChunkStream, Counters, RowConverter, staging_columns
 
 EVENT_COLUMNS = staging_columns(
@@ -88,6 +88,38 @@ def test_every_json_object_is_one_record(records, pretty, tmp_path):
     path.write_text("\n".join(json.dumps(r, indent=2 if pretty else None) for r in records))
     read, loaded, rejected = convert_file(path)
     assert read == len(records) == len(loaded) + rejected
+
+
+json_text_pieces = st.lists(
+    st.one_of(
+        event_like.map(json.dumps),
+        event_like.map(lambda r: json.dumps(r, indent=2)),
+        st.sampled_from(["", " ", "\ufeff", "\r", "{", "}", "[1]", '{"a": 1}{"b": 2}', '{"x": "\\u00e9"}']),
+        st.text(max_size=20),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(pieces=json_text_pieces, separator=st.sampled_from(["\n", "\r\n", " "]), junk=st.binary(max_size=20))
+def test_a_whole_file_read_at_once_gives_the_same_records(pieces, separator, junk, tmp_path):
+    # The loader reads plain files in one go and parses whole lines (and one-object
+    # files) on a fast path; it must find exactly what the general reader finds.
+    path = tmp_path / "mixed.json"
+    path.write_bytes(separator.join(pieces).encode("utf-8", "surrogatepass") + junk)
+    expected = general_path_records(path)
+    assert list(read_records(path)) == expected
+    assert list(read_records(path, read_whole(path))) == expected
+
+
+def general_path_records(path):
+    """What read_records yields without its fast paths: every line through the reader."""
+    reader, found = _ObjectReader(), []
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            found += reader.feed(raw[len(BOM) :] if line_no == 1 and raw.startswith(BOM) else raw, line_no)
+    return found + list(reader.finish())
 
 
 @pytest.fixture(scope="module")
