@@ -10,7 +10,8 @@ columns and keys without Redshift's distribution and sort clauses (and UNLOGGED 
 The transform statements (`TRANSFORM_STEPS`) are the same text on both engines and use
 only SQL that Redshift supports: no ON CONFLICT, DISTINCT ON, RETURNING, SERIAL, JSON
 operators or generate_series. Re-runs are safe because every insert is an anti-join
-against what the star table already holds.
+against what the star table already holds. `transform_steps(engine)` adds PostgreSQL's
+ANALYZE of the star tables after them.
 """
 
 import re

@@ -264,10 +264,9 @@ class RowConverter:
         self.columns = columns
         self.repair = repair
         self.counters = counters
-        self.source = self._row_function_source()
         namespace = {"general": [self._general(column) for column in columns], "NULL": NULL}
         namespace.update(FAST_PATH_HELPERS)
-        exec(compile(self.source, f"<{type(self).__name__}>", "exec"), namespace)
+        exec(compile(self._row_function_source(), f"<{type(self).__name__}>", "exec"), namespace)
         self.convert = namespace["convert"]  # obj -> COPY text line; raises BadValue
 
     def __call__(self, obj):
