@@ -1,4 +1,4 @@
-"""Drop and recreate the staging and star tables (and, locally, load_rejects).
+"""Drop and recreate the staging and star tables, and load_rejects.
 
 Everything in the warehouse's Sparkify tables is lost; run etl.py afterwards.
 
@@ -20,7 +20,7 @@ log = logging.getLogger("sparkify")
 
 def table_statements(engine):
     """(what, SQL): drop every table, then create them all."""
-    tables = sql_queries.tables_for(engine)
+    tables = sql_queries.ALL_TABLES
     return [
         *((f"dropped {t.name}", sql_queries.drop_table_sql(t)) for t in reversed(tables)),
         *((f"created {t.name}", sql_queries.create_table_sql(t, engine)) for t in tables),
@@ -28,11 +28,20 @@ def table_statements(engine):
 
 
 def planned_statements(engine, lock_timeout_seconds):
-    """(what, SQL) for every statement create_tables.py sends, in order (--dry-run)."""
+    """(what, SQL) for every statement create_tables.py sends, in order (--dry-run). On
+    Redshift the lock's table is created first, in a transaction of its own, so that the
+    transaction that drops and creates begins with LOCK, as etl.py's does."""
+    before = []
+    if engine == sql_queries.REDSHIFT:
+        before = [
+            ("before the run: tables this user does not own", sql_queries.TABLES_OWNED_BY_OTHERS_SQL),
+            ("before the run: the lock's table", sql_queries.RUN_LOCK_TABLE_CREATE),
+            ("before the run", "COMMIT"),
+        ]
     lock = [
         ("take the run lock", sql) for sql in sql_queries.run_lock_statements(engine, lock_timeout_seconds)
     ]
-    return [*lock, *table_statements(engine), ("all or nothing", "COMMIT")]
+    return [*before, *lock, *table_statements(engine), ("all or nothing", "COMMIT")]
 
 
 def drop_and_create(cursor, engine):
@@ -46,16 +55,20 @@ def recreate(args):
     mask_secrets(config.secrets())
     if args.dry_run:
         for what, sql in planned_statements(config.target, config.lock_timeout_seconds):
-            print(masked(f"-- {what}\n{sql};\n"))
+            print(masked(f"-- {what}\n{sql.strip()};\n"))
         return
     conn = warehouse.connect(config)
     try:
+        if config.target == sql_queries.REDSHIFT:
+            with warehouse.database_errors_as("preparing"), warehouse.transaction(conn) as cur:
+                warehouse.check_table_owners(cur)
+                cur.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
         with warehouse.database_errors_as("recreating the tables"), warehouse.transaction(conn) as cur:
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
             drop_and_create(cur, config.target)
     finally:
         conn.close()
-    log.info("%d tables ready on the %s warehouse", len(sql_queries.tables_for(config.target)), config.target)
+    log.info("%d tables ready on the %s warehouse", len(sql_queries.ALL_TABLES), config.target)
 
 
 def main(argv=None):

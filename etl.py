@@ -21,19 +21,15 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
-import boto3
-import psycopg2
-
 import sql_queries
-from sparkify import cli, warehouse
+from sparkify import cli, redshift, redshift_load, warehouse
 from sparkify.checks import all_checks, run_checks
-from sparkify.config import LOCAL, load_config
+from sparkify.config import LOCAL, REDSHIFT, load_config
 from sparkify.errors import ChecksFailed, DatabaseError, DataError, UsageError
 from sparkify.jsonfiles import list_data_files
 from sparkify.output import mask_secrets, masked, table
-from sparkify.redshift import CopyFailed, copy_statements, is_serverless, load_error_report
+from sparkify.redshift import CopyFailed
 from sparkify.s3source import local_sources
-from sparkify.songpack import manifest_url, pack_songs
 from sparkify.staging import RejectSink, read_jsonpaths, stage_dataset, staging_columns
 
 log = logging.getLogger("sparkify")
@@ -137,29 +133,49 @@ def report_staging(dataset, staging_table, counters, seconds):
         log.warning("%s: no data files found", dataset)
 
 
-def redshift_copies(config, window, pack=True):
-    """(table, COPY) in run order. A date window lists the log keys in S3 first; with
-    PACK_SONGS the song objects are packed first (pack=False: only say where)."""
-    client = boto3.client("s3", region_name=config.get("S3", "REGION"))
-    manifest = None
-    if config.flag("S3", "PACK_SONGS"):
-        staging_prefix = config.get("S3", "STAGING_PREFIX")
-        manifest = manifest_url(staging_prefix)
-        if pack:
-            manifest = pack_songs(client, config.get("S3", "SONG_DATA"), staging_prefix)
-    return copy_statements(config, window, client, songs_manifest=manifest)
+class RedshiftRun(NamedTuple):
+    """What a Redshift run prepares before its transaction."""
+
+    client: object  # boto3 S3 client
+    copies: list  # redshift.PlannedCopy, in run order
+    listings: dict  # dataset -> redshift.DataKeys
+    since: object  # the server's clock at the start: load errors are read from then on
 
 
-def stage_redshift(cursor, config, window, seconds_by_phase):
-    for staging_table in sql_queries.STAGING_TABLES:
-        cursor.execute(sql_queries.empty_staging_sql(staging_table, config.target))
-    for table_name, copy_sql in redshift_copies(config, window):
-        with timed(seconds_by_phase, f"stage {table_name}") as elapsed:
-            try:
-                cursor.execute(copy_sql)
-            except psycopg2.Error as error:
-                raise CopyFailed(table_name, str(error).strip().splitlines()[0]) from None
-        log.info("%-15s COPY done (%.2f s so far)", table_name, elapsed())
+def prepare_redshift(conn, config, window, run_id):
+    """List S3, write the manifests, make sure the lock's table exists (committed on its
+    own, so the run's transaction can begin with LOCK) and note the server's clock."""
+    client = redshift_load.s3_client(config)
+    copies, listings = redshift_load.plan(client, config, window, run_id)
+    redshift_load.write_sources(client, copies)
+    with warehouse.database_errors_as("preparing the run"), warehouse.transaction(conn) as cur:
+        warehouse.check_table_owners(cur)
+        cur.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
+        cur.execute(sql_queries.SERVER_NOW_SQL)
+        since = cur.fetchone()[0]
+    return RedshiftRun(client, copies, listings, since)
+
+
+def stage_redshift(cursor, config, prepared, rejects, seconds_by_phase):
+    with timed(seconds_by_phase, "stage") as elapsed:
+        results = redshift_load.stage(cursor, config, prepared.copies, prepared.since, rejects)
+    for dataset, staging_table in (
+        ("song_data", sql_queries.STAGING_SONGS),
+        ("log_data", sql_queries.STAGING_EVENTS),
+    ):
+        result = results[dataset]
+        log.info(
+            "%-15s %d files in %d COPY, %d records read, %d loaded, %d rejected",
+            staging_table.name,
+            result.files,
+            result.copies,
+            result.loaded + result.rejected,
+            result.loaded,
+            result.rejected,
+        )
+        redshift_load.report_listing(dataset, prepared.listings[dataset])
+    log.info("%-15s %.2f s for both COPYs and their load errors", "staging", elapsed())
+    return results
 
 
 # --- Transform and checks ---------------------------------------------------------------------
@@ -201,14 +217,20 @@ class RunReport(NamedTuple):
     staging: dict  # dataset -> Counters (local target)
 
 
+def new_run_id():
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+
+
 def load(conn, config, window):
     """Stage, transform and check in one transaction; returns a RunReport."""
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     rejects = RejectSink(run_id, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
-    seconds, staging = {}, {}
+    seconds, staging, prepared = {}, {}, None
     try:
+        if config.target != LOCAL:
+            prepared = prepare_redshift(conn, config, window, run_id)
         with (
-            explained_copy_failures(conn, config),
+            explained_copy_failures(conn, config, prepared, rejects),
             warehouse.database_errors_as("the load"),
             warehouse.transaction(conn) as cur,
         ):
@@ -218,9 +240,9 @@ def load(conn, config, window):
                 for setting in sql_queries.POSTGRES_RUN_SETTINGS:
                     cur.execute(setting)
                 staging = stage_local(cur, config, window, rejects, seconds)
-                enforce_max_errors(rejects, config.max_errors)
             else:
-                stage_redshift(cur, config, window, seconds)
+                staging = stage_redshift(cur, config, prepared, rejects, seconds)
+            enforce_max_errors(rejects, config.max_errors)
             with timed(seconds, "transform"):
                 transform(cur, config.target)
             with timed(seconds, "checks"):
@@ -229,23 +251,31 @@ def load(conn, config, window):
             commit_started = time.perf_counter()
         seconds["commit"] = time.perf_counter() - commit_started
     finally:
-        save_rejects(conn, rejects, run_id)
+        save_rejects(conn, rejects, run_id, config.target)
+        if prepared:
+            redshift_load.remove_sources(prepared.client, config, run_id)
     log.info("committed run %s\n%s", run_id, summary(before, after))
     return RunReport(run_id, before, after, seconds, staging)
 
 
 @contextmanager
-def explained_copy_failures(conn, config):
+def explained_copy_failures(conn, config, prepared, rejects):
     """A failed Redshift COPY becomes an error listing its load errors (file, line, column,
-    code, reason, value), read after the run's transaction has rolled back."""
+    code, reason, value), read after the run's transaction has rolled back; they are
+    saved with the run's rejects. If they cannot be read, the COPY's own error still
+    reaches the user."""
     try:
         yield
     except CopyFailed as failure:
-        with warehouse.database_errors_as("reading the load errors"), warehouse.transaction(conn) as cur:
-            report = load_error_report(cur, is_serverless(config.get("CLUSTER", "HOST")))
+        try:
+            with warehouse.database_errors_as("reading the load errors"), warehouse.transaction(conn) as cur:
+                errors = redshift.load_errors(cur, redshift.is_serverless(config), prepared.since)
+            redshift_load.record_load_errors(errors, config, rejects)
+            report = "".join(f"\n  {error.describe()}" for error in errors[:10])
+        except DatabaseError as error:
+            report = f"\n  ({error})"
         raise DatabaseError(
-            f"COPY into {failure.table} failed: {failure.reason}; nothing was committed"
-            + (f"\n{report}" if report else "")
+            f"COPY into {failure.table} failed: {failure.reason}; nothing was committed{report}"
         ) from None
 
 
@@ -259,12 +289,12 @@ def enforce_max_errors(rejects, max_errors):
         )
 
 
-def save_rejects(conn, rejects, run_id):
+def save_rejects(conn, rejects, run_id, engine):
     """Rejects are kept even when the run rolled back: they explain why."""
     if rejects.count and not conn.closed:
         try:
             with warehouse.transaction(conn) as cur:
-                rejects.copy_into(cur)
+                rejects.copy_into(cur, engine)
             log.info("%d rejected records saved in load_rejects (run_id = '%s')", rejects.count, run_id)
         except Exception as error:  # noqa: BLE001 - the run's own error matters more
             log.warning("could not save the rejected records: %s", error)
@@ -279,36 +309,74 @@ def summary(before, after):
 def planned_statements(config, window):
     """(what, SQL) for every statement a run sends, in order; --dry-run prints them."""
     engine = config.target
-    steps = [
+    steps = [] if engine == LOCAL else planned_redshift_preparation()
+    steps += [
         ("take the run lock", sql)
         for sql in sql_queries.run_lock_statements(engine, config.lock_timeout_seconds)
     ]
-    if engine == LOCAL:
-        steps += [("settings", setting) for setting in sql_queries.POSTGRES_RUN_SETTINGS]
-        for table, key in (
-            (sql_queries.STAGING_SONGS, "SONG_DATA"),
-            (sql_queries.STAGING_EVENTS, "LOG_DATA"),
-        ):
-            source = config.get("S3", key)
-            files = (
-                "the data files"
-                if source.startswith("s3://")
-                else (f"{len(list_data_files(source, window if key == 'LOG_DATA' else None).files)} files")
-            )
-            steps += [
-                (table.name, sql_queries.empty_staging_sql(table, LOCAL)),
-                (
-                    f"{table.name}: rows from {files} under {source}",
-                    sql_queries.copy_from_stdin_sql(table, freeze=True),
-                ),
-                (table.name, sql_queries.analyze_sql(table)),
-            ]
-    else:
-        steps += [(t.name, sql_queries.empty_staging_sql(t, engine)) for t in sql_queries.STAGING_TABLES]
-        steps += redshift_copies(config, window, pack=False)
+    steps += (
+        planned_local_staging(config, window) if engine == LOCAL else planned_redshift_staging(config, window)
+    )
     steps += sql_queries.transform_steps(engine)
     steps += [(f"check: {check.name} (expected {check.expected})", check.sql) for check in all_checks(config)]
     return [*steps, ("all or nothing", "COMMIT")]
+
+
+def planned_redshift_preparation():
+    return [
+        ("before the run: tables this user does not own", sql_queries.TABLES_OWNED_BY_OTHERS_SQL),
+        ("before the run: the lock's table", sql_queries.RUN_LOCK_TABLE_CREATE),
+        ("before the run: the server's clock, to read this run's load errors", sql_queries.SERVER_NOW_SQL),
+        ("before the run", "COMMIT"),
+    ]
+
+
+def planned_local_staging(config, window):
+    steps = [("settings", setting) for setting in sql_queries.POSTGRES_RUN_SETTINGS]
+    for staging_table, key in (
+        (sql_queries.STAGING_SONGS, "SONG_DATA"),
+        (sql_queries.STAGING_EVENTS, "LOG_DATA"),
+    ):
+        source = config.get("S3", key)
+        days = window if key == "LOG_DATA" else None
+        files = (
+            "the data files"
+            if source.startswith("s3://")
+            else f"{len(list_data_files(source, days).files)} files"
+        )
+        steps += [
+            (staging_table.name, sql_queries.empty_staging_sql(staging_table, LOCAL)),
+            (
+                f"{staging_table.name}: rows from {files} under {source}",
+                sql_queries.copy_from_stdin_sql(staging_table, freeze=True),
+            ),
+            (staging_table.name, sql_queries.analyze_sql(staging_table)),
+        ]
+    return steps
+
+
+def planned_redshift_staging(config, window):
+    """The Redshift staging statements; the S3 keys are listed (not written) to name them."""
+    copies, _ = redshift_load.plan(redshift_load.s3_client(config), config, window, "<run_id>")
+    steps = [(t.name, sql_queries.empty_staging_sql(t, REDSHIFT)) for t in sql_queries.STAGING_TABLES]
+    for copy in copies:
+        first = ", ".join(item.key.rsplit("/", 1)[-1] for item in copy.keys[:3])
+        more = f", … ({len(copy.keys)} in all)" if len(copy.keys) > 3 else ""
+        steps.append((f"{copy.what()}: {first}{more}", copy.sql(config)))
+    errors_sql = (
+        sql_queries.SERVERLESS_LOAD_ERRORS_SQL
+        if redshift.is_serverless(config)
+        else sql_queries.LOAD_ERRORS_SQL
+    )
+    return [
+        *steps,
+        ("the rows COPY skipped, with the run's rejects", errors_sql),
+        (
+            "events whose userId is no INTEGER, with the run's rejects",
+            sql_queries.INVALID_USER_ID_EVENTS_SELECT,
+        ),
+        ("staging_events", sql_queries.INVALID_USER_ID_EVENTS_DELETE),
+    ]
 
 
 def print_plan(steps):

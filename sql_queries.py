@@ -163,8 +163,9 @@ TIME = Table(
     redshift_layout="DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)",
 )
 
-# Records the local loader could not load, one row each (Redshift keeps its own in
-# stl_load_errors / sys_load_error_detail).
+# Every record a run could not load, one row each, on both engines: the local loader's
+# rejects; on Redshift the rows COPY skipped (read from its load-error log) and the
+# events whose userId is not an INTEGER. line is NULL where Redshift cannot tell it.
 LOAD_REJECTS = Table(
     name="load_rejects",
     columns=(
@@ -172,7 +173,7 @@ LOAD_REJECTS = Table(
         ("rejected_at", "TIMESTAMP NOT NULL"),
         ("dataset", "VARCHAR(16) NOT NULL"),
         ("file", "VARCHAR(1024) NOT NULL"),
-        ("line", "INTEGER NOT NULL"),
+        ("line", "INTEGER"),
         ("reason", "VARCHAR(1024) NOT NULL"),
         ("raw_value", "VARCHAR(1024)"),
     ),
@@ -182,20 +183,24 @@ STAGING_TABLES = (STAGING_EVENTS, STAGING_SONGS)
 STAR_TABLES = (SONGPLAYS, USERS, SONGS, ARTISTS, TIME)
 
 
-def tables_for(engine):
-    """The tables create_tables.py manages on an engine, in creation order."""
-    local_only = (LOAD_REJECTS,) if engine == POSTGRES else ()
-    return STAGING_TABLES + STAR_TABLES + local_only
+# The tables create_tables.py drops and recreates, in creation order, on both engines
+# (the run lock's table is created once and never dropped).
+ALL_TABLES = STAGING_TABLES + STAR_TABLES + (LOAD_REJECTS,)
 
 
 def create_table_sql(table, engine):
     """CREATE TABLE for one engine; the only place the two DDL dialects differ.
 
-    Redshift gets the distribution and sort clauses. PostgreSQL gets staging tables
-    UNLOGGED: they are refilled on every run, so writing them to the WAL buys nothing.
+    Redshift gets the distribution and sort clauses, and no PRIMARY KEY: Redshift does
+    not enforce it, and its planner assumes a declared key is unique, so a duplicate the
+    checks must find could be optimised out of their query ("Defining table
+    constraints", https://docs.aws.amazon.com/redshift/latest/dg/t_Defining_constraints.html).
+    PostgreSQL enforces the keys, and gets staging tables UNLOGGED: they are refilled
+    on every run, so writing them to the WAL buys nothing.
     """
     lines = [f"    {name} {sql_type}" for name, sql_type in table.columns]
-    lines += [f"    {key}" for key in table.keys]
+    if engine == POSTGRES:
+        lines += [f"    {key}" for key in table.keys]
     body = ",\n".join(lines)
     layout = f"\n{table.redshift_layout}" if engine == REDSHIFT and table.redshift_layout else ""
     kind = "UNLOGGED TABLE" if engine == POSTGRES and table in STAGING_TABLES else "TABLE"
@@ -237,14 +242,19 @@ def analyze_sql(table):
 # --- Redshift COPY from S3. -------------------------------------------------------------
 # Options are data, joined by one builder (as Airflow's S3ToRedshiftOperator does).
 # Values that sit inside the SQL text are validated by the config and quoted here.
+# STATUPDATE ON: COPY refreshes the staging table's statistics inside the run's
+# transaction, so the transform is planned on this run's rows, not the last run's
+# ("with STATUPDATE OFF, statistics are never updated"; ON needs the table's owner:
+# https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-load.html).
 
 COMMON_COPY_OPTIONS = (
     "TRUNCATECOLUMNS",
     "BLANKSASNULL",
     "EMPTYASNULL",
     "COMPUPDATE OFF",
-    "STATUPDATE OFF",
+    "STATUPDATE ON",
 )
+MAXERROR_LIMIT = 100_000  # Redshift refuses a larger MAXERROR
 
 
 def quote_literal(value):
@@ -253,19 +263,25 @@ def quote_literal(value):
 
 
 def redshift_copy_sql(table, source, iam_role, region, json_format, max_errors, extra=()):
-    """COPY one staging table from S3 (a prefix, or a manifest with extra=("MANIFEST",))."""
+    """COPY one staging table from S3: a prefix, or a manifest with extra=("MANIFEST",)."""
     options = [
         f"IAM_ROLE {quote_literal(iam_role)}",
         f"REGION {quote_literal(region)}",
         f"FORMAT AS JSON {quote_literal(json_format)}",
         *extra,
         *COMMON_COPY_OPTIONS,
-        f"MAXERROR {int(max_errors)}",
+        f"MAXERROR {min(int(max_errors), MAXERROR_LIMIT)}",
     ]
     return f"COPY {table.name}\nFROM {quote_literal(source)}\n" + "\n".join(options)
 
 
-def copy_events_sql(source, iam_role, region, jsonpaths, max_errors):
+def copy_options(manifest, gzip):
+    """MANIFEST when the source lists exactly the files; GZIP when they are compressed
+    (a COPY reads every file of its source one way, so the two kinds never mix)."""
+    return (("MANIFEST",) if manifest else ()) + (("GZIP",) if gzip else ())
+
+
+def copy_events_sql(source, iam_role, region, jsonpaths, max_errors, manifest=False, gzip=False):
     return redshift_copy_sql(
         STAGING_EVENTS,
         source,
@@ -273,17 +289,26 @@ def copy_events_sql(source, iam_role, region, jsonpaths, max_errors):
         region,
         json_format=jsonpaths,
         max_errors=max_errors,
-        extra=("TIMEFORMAT 'epochmillisecs'",),
+        extra=(*copy_options(manifest, gzip), "TIMEFORMAT 'epochmillisecs'"),
     )
 
 
-def copy_songs_sql(source, iam_role, region, max_errors, manifest=False):
-    """From a prefix of song files, or (manifest=True) from the gzip packs a manifest lists."""
-    extra = ("MANIFEST", "GZIP") if manifest else ()
-    return redshift_copy_sql(STAGING_SONGS, source, iam_role, region, "auto", max_errors, extra)
+def copy_songs_sql(source, iam_role, region, max_errors, manifest=False, gzip=False):
+    return redshift_copy_sql(
+        STAGING_SONGS, source, iam_role, region, "auto", max_errors, copy_options(manifest, gzip)
+    )
 
 
-# Redshift: why the last COPY of this session failed, from the system tables.
+# Redshift: the server's clock when a run starts. Load errors are read by session and
+# time: pg_last_copy_id() is not updated when the COPY's transaction rolls back, and
+# the errors of a failed COPY are read after the rollback
+# (https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_ID.html). GETDATE() is
+# the statement's start, in seconds (https://docs.aws.amazon.com/redshift/latest/dg/r_GETDATE.html).
+SERVER_NOW_SQL = "SELECT GETDATE()"
+
+# The rows this session's COPYs skipped or failed on since a time (a run has one
+# session, and its own start time guards against a reused session id). Columns as
+# documented: https://docs.aws.amazon.com/redshift/latest/dg/r_STL_LOAD_ERRORS.html
 LOAD_ERRORS_SQL = """
 SELECT
     TRIM(filename),
@@ -293,12 +318,13 @@ SELECT
     TRIM(err_reason),
     TRIM(raw_field_value)
 FROM stl_load_errors
-WHERE query = pg_last_copy_id()
-ORDER BY line_number
-LIMIT 20
+WHERE session = pg_backend_pid()
+  AND starttime >= %s
+ORDER BY starttime, filename, line_number
 """
 
-# The same for Redshift Serverless, which has no stl_ tables.
+# The same for Redshift Serverless, which has no stl_ views. sys_load_error_detail has
+# no raw value column (https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_ERROR_DETAIL.html).
 SERVERLESS_LOAD_ERRORS_SQL = """
 SELECT
     TRIM(file_name),
@@ -306,11 +332,56 @@ SELECT
     TRIM(column_name),
     error_code,
     TRIM(error_message),
-    TRIM(column_value)
+    CAST(NULL AS VARCHAR)
 FROM sys_load_error_detail
-WHERE query_id = pg_last_copy_id()
-ORDER BY line_number
-LIMIT 20
+WHERE session_id = pg_backend_pid()
+  AND start_time >= %s
+ORDER BY start_time, file_name, line_number
+"""
+
+# Redshift's COPY loads any text into the VARCHAR user_id, and the transform casts it to
+# INTEGER: one bad value would abort the whole run. Such events are rejected as the
+# local loader rejects them: a userId is digits, 0 … 2147483647 (leading zeros allowed).
+# (POSIX ~ and LTRIM(text, characters) are both Redshift and PostgreSQL:
+# https://docs.aws.amazon.com/redshift/latest/dg/pattern-matching-conditions-posix.html,
+# https://docs.aws.amazon.com/redshift/latest/dg/r_LTRIM.html.)
+INVALID_USER_ID = """user_id IS NOT NULL
+  AND NOT (
+      user_id ~ '^[0-9]+$'
+      AND (
+          LENGTH(LTRIM(user_id, '0')) < 10
+          OR (LENGTH(LTRIM(user_id, '0')) = 10 AND LTRIM(user_id, '0') <= '2147483647')
+      )
+  )"""
+
+INVALID_USER_ID_EVENTS_SELECT = f"""
+SELECT
+    user_id,
+    ts,
+    session_id,
+    item_in_session
+FROM staging_events
+WHERE {INVALID_USER_ID}
+ORDER BY ts, session_id, item_in_session
+"""
+
+INVALID_USER_ID_EVENTS_DELETE = f"""
+DELETE FROM staging_events
+WHERE {INVALID_USER_ID}
+"""
+
+# Tables this session's user does not own: Redshift Serverless's temporary credentials
+# name the database user after the IAM identity, and only an owner may drop a table or
+# COPY with STATUPDATE ON.
+TABLES_OWNED_BY_OTHERS_SQL = """
+SELECT
+    tablename,
+    tableowner
+FROM pg_tables
+WHERE schemaname = CURRENT_SCHEMA()
+  AND tablename IN %s
+  AND tableowner <> CURRENT_USER
+ORDER BY tablename
 """
 
 
@@ -397,8 +468,10 @@ INSERT INTO songplays (
 SELECT
     {_SONGPLAYS_COLUMNS}
 FROM new_songplays
-ORDER BY songplay_id
 """
+# PostgreSQL appends to the songplay_id index fastest in key order. Redshift has no
+# such index and sorts by its own sort key, start_time: ordering there is wasted work.
+SONGPLAYS_INSERT_IN_KEY_ORDER = SONGPLAYS_INSERT.rstrip() + "\nORDER BY songplay_id\n"
 
 # Each user's latest event in this load (by ts, then itemInSession) carries their
 # current name, gender and level. Kept in a temporary table that the two users
@@ -425,7 +498,7 @@ FROM (
         e.ts AS latest_event_at,
         e.item_in_session AS latest_item_in_session,
         ROW_NUMBER() OVER (
-            PARTITION BY e.user_id
+            PARTITION BY CAST(e.user_id AS INTEGER)
             ORDER BY e.ts DESC, e.item_in_session DESC, e.session_id DESC
         ) AS recency
     FROM staging_events AS e
@@ -595,33 +668,44 @@ TRANSFORM_STEPS = (
 
 
 def transform_steps(engine):
-    """TRANSFORM_STEPS, then on PostgreSQL fresh statistics for the star tables: the
-    checks that follow in the same transaction (and analysts) get good plans. Redshift
-    analyzes on its own."""
+    """TRANSFORM_STEPS; on PostgreSQL the songplays insert in key order, then fresh
+    statistics for the star tables: the checks that follow in the same transaction (and
+    analysts) get good plans. Redshift analyzes on its own."""
     if engine != POSTGRES:
         return list(TRANSFORM_STEPS)
-    return [*TRANSFORM_STEPS, *((table.name, analyze_sql(table)) for table in STAR_TABLES)]
+    steps = [
+        (table, SONGPLAYS_INSERT_IN_KEY_ORDER if sql is SONGPLAYS_INSERT else sql)
+        for table, sql in TRANSFORM_STEPS
+    ]
+    return [*steps, *((table.name, analyze_sql(table)) for table in STAR_TABLES)]
 
 
-# One etl.py run at a time per warehouse, for the length of the run's transaction.
+# One run at a time per warehouse (etl.py and create_tables.py), for the length of the
+# run's transaction.
 # PostgreSQL: a transaction-level advisory lock, waiting at most lock_timeout.
-# Redshift: LOCK on a table of its own, waiting at most statement_timeout.
+# Redshift: LOCK on a table of its own, waiting at most statement_timeout, then the
+# session's own timeout is restored with RESET (SET … TO 0 would throw away the user's
+# or the parameter group's; https://docs.aws.amazon.com/redshift/latest/dg/r_RESET.html).
+# Redshift takes a transaction's snapshot at its first SELECT, DML or CREATE TABLE
+# ("Serializable isolation",
+# https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html): a LOCK after
+# any of them would let a run that waited work on a snapshot from before the other run
+# committed. So LOCK is the first statement that touches data, and its table is created
+# beforehand, in a transaction of its own (RUN_LOCK_TABLE_CREATE).
 RUN_LOCK_KEY = 5_350_001_142  # any 64-bit number, the same for every run
 RUN_LOCK_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS etl_run_lock (locked_at TIMESTAMP)"
-RUN_LOCK_TABLE_LOCK = "LOCK etl_run_lock"
 
 
 def run_lock_statements(engine, timeout_seconds):
-    """The statements that take the run lock; the one that waits is second to last
-    on Redshift (then the timeout is reset), last on PostgreSQL."""
+    """The statements that open a run's transaction and take the run lock; the one that
+    waits is the second on both engines."""
     seconds = int(timeout_seconds)
     if engine == POSTGRES:
         return [f"SET LOCAL lock_timeout = '{seconds}s'", f"SELECT pg_advisory_xact_lock({RUN_LOCK_KEY})"]
     return [
         f"SET statement_timeout TO {seconds * 1000}",
-        RUN_LOCK_TABLE_CREATE,
-        RUN_LOCK_TABLE_LOCK,
-        "SET statement_timeout TO 0",
+        "LOCK etl_run_lock",
+        "RESET statement_timeout",
     ]
 
 

@@ -54,6 +54,11 @@ KEYS = (
     # Empty: connect with temporary credentials from redshift:GetClusterCredentials.
     Key("CLUSTER", "DB_PASSWORD", "", (REDSHIFT,), secret=True),
     Key("CLUSTER", "DB_PORT", "5439", (REDSHIFT,)),
+    # For temporary credentials: the cluster's region when the host does not name it
+    # (a custom domain); it can differ from [S3] REGION.
+    Key("CLUSTER", "REGION", "", (REDSHIFT,)),
+    # true | false; empty: Serverless when the host is a *.redshift-serverless.* endpoint.
+    Key("CLUSTER", "SERVERLESS", "", (REDSHIFT,)),
     Key("IAM_ROLE", "ARN", None, (REDSHIFT,)),
     Key("S3", "LOG_DATA", None, TARGETS),
     Key("S3", "LOG_JSONPATH", None, TARGETS),
@@ -63,13 +68,19 @@ KEYS = (
     # udacity-dend), and an endpoint for S3-compatible stores (else AWS_ENDPOINT_URL).
     Key("S3", "ANONYMOUS", "false", (LOCAL,)),
     Key("S3", "ENDPOINT_URL", "", (LOCAL,)),
-    # TARGET = redshift: pack the many small song objects into a few gzip files under
-    # STAGING_PREFIX (a bucket you own) and COPY them through one manifest.
-    Key("S3", "PACK_SONGS", "false", (REDSHIFT,)),
+    # TARGET = redshift: where each run writes the manifests of exactly the files it
+    # loads (a bucket of yours in REGION; aws_setup.py create makes one), and whether to
+    # pack the many small song objects into a few gzip files there first.
     Key("S3", "STAGING_PREFIX", "", (REDSHIFT,)),
+    Key("S3", "PACK_SONGS", "false", (REDSHIFT,)),
 )
 KEYS_BY_LABEL = {(key.section, key.name): key for key in KEYS}
-BOOLEAN_KEYS = (("ETL", "REPAIR_MOJIBAKE"), ("S3", "ANONYMOUS"), ("S3", "PACK_SONGS"))
+BOOLEAN_KEYS = (
+    ("ETL", "REPAIR_MOJIBAKE"),
+    ("S3", "ANONYMOUS"),
+    ("S3", "PACK_SONGS"),
+    ("CLUSTER", "SERVERLESS"),
+)
 CHECK_SECTION_PREFIX = "CHECK "
 # A check is one read-only query: it starts with SELECT or WITH and has no second statement.
 CHECK_QUERY = re.compile(r"(?is)\s*(select|with)\b[^;]*;?\s*")
@@ -183,12 +194,19 @@ def _validate(values, target, path):
         if not values[label].isdigit():
             fail(label, f"must be a whole number >= 0, not {values[label]!r}")
     for label in BOOLEAN_KEYS:
-        if label in values:
+        if values.get(label):
             if values[label].lower() not in TRUE_WORDS | FALSE_WORDS:
                 fail(label, f"must be true or false, not {values[label]!r}")
             values[label] = values[label].lower()
-    if not AWS_REGION.fullmatch(values[("S3", "REGION")]):
-        fail(("S3", "REGION"), f"is not an AWS region name (like us-west-2): {values[('S3', 'REGION')]!r}")
+    for label in (("S3", "REGION"), ("CLUSTER", "REGION")):
+        if values.get(label) and not AWS_REGION.fullmatch(values[label]):
+            fail(label, f"is not an AWS region name (like us-west-2): {values[label]!r}")
+    if values[("S3", "LOG_JSONPATH")] == "auto":
+        fail(
+            ("S3", "LOG_JSONPATH"),
+            "cannot be 'auto': the events' camelCase fields never match the snake_case columns "
+            "of staging_events; point it at a JSONPaths file such as log_json_path.json",
+        )
     if target == LOCAL:
         for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
             values[("S3", name)] = _local_source(values[("S3", name)], ("S3", name), path)
@@ -203,15 +221,13 @@ def _validate(values, target, path):
         fail(("IAM_ROLE", "ARN"), "is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)")
     for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
         value = values[("S3", name)]
-        if not (S3_URL.fullmatch(value) or (name == "LOG_JSONPATH" and value == "auto")):
+        if not S3_URL.fullmatch(value):
             fail(("S3", name), f"must be an s3://bucket/prefix URL for TARGET = redshift, not {value!r}")
-    if values[("S3", "PACK_SONGS")] in TRUE_WORDS:
-        prefix = values[("S3", "STAGING_PREFIX")]
-        if not S3_URL.fullmatch(prefix or "-"):
-            fail(
-                ("S3", "STAGING_PREFIX"),
-                "must be an s3://bucket/prefix URL you can write to when PACK_SONGS = true",
-            )
+    prefix = values[("S3", "STAGING_PREFIX")]
+    if prefix and not S3_URL.fullmatch(prefix):
+        fail(("S3", "STAGING_PREFIX"), f"must be an s3://bucket/prefix URL you can write to, not {prefix!r}")
+    if values[("S3", "PACK_SONGS")] in TRUE_WORDS and not prefix:
+        fail(("S3", "PACK_SONGS"), "needs [S3] STAGING_PREFIX, where the packs are written")
 
 
 def _local_source(value, label, config_path):

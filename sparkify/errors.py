@@ -33,3 +33,9 @@ class WarehouseBusy(SparkifyError):
 
 class DatabaseError(SparkifyError):
     """The database refused or lost the connection, or a statement failed."""
+
+
+class TablesOwnedByOthers(SparkifyError):
+    """Redshift tables that belong to another user than the one connected."""
+
+    exit_code = 2

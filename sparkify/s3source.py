@@ -13,22 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import boto3
-import botocore.exceptions
 from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 
-from sparkify.errors import ConfigError, SparkifyError
 from sparkify.jsonfiles import DATA_SUFFIXES, in_window
 from sparkify.output import Progress
-from sparkify.redshift import split_s3_url
+from sparkify.redshift import aws_errors_as, list_folder, split_s3_url
 
 log = logging.getLogger("sparkify")
 DOWNLOAD_THREADS = 16
 SOURCE_KEYS = ("SONG_DATA", "LOG_DATA", "LOG_JSONPATH")
-
-
-class S3Error(SparkifyError):
-    """An S3 source could not be listed or read."""
 
 
 def s3_client(config):
@@ -41,21 +35,11 @@ def s3_client(config):
     return boto3.client("s3", **options)
 
 
-def list_keys(client, url):
-    """(key, size) of every object under an s3:// prefix, through all pages."""
-    bucket, prefix = split_s3_url(url)
-    paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            if not item["Key"].endswith("/"):
-                yield item["Key"], item["Size"]
-
-
 def download(client, url, folder, wanted, label, threads=DOWNLOAD_THREADS):
     """Fetch the wanted objects under url into folder, keeping their key paths; returns
     the local path that stands for url."""
     bucket, prefix = split_s3_url(url)
-    keys = [key for key, _ in list_keys(client, url) if wanted(os.path.basename(key))]
+    keys = [item.key for item in list_folder(client, url) if wanted(os.path.basename(item.key))]
     progress = Progress(label, len(keys))
 
     def fetch(key):
@@ -90,14 +74,7 @@ def local_sources(config, window):
         "LOG_JSONPATH": lambda name: True,
     }
     with tempfile.TemporaryDirectory(prefix="sparkify-s3-") as folder:
-        try:
-            for name, url in remote.items():
+        for name, url in remote.items():
+            with aws_errors_as(f"reading {url}"):
                 sources[name] = download(client, url, folder, wanted[name], f"download {name.lower()}")
-        except botocore.exceptions.NoCredentialsError:
-            raise ConfigError(
-                "no AWS credentials for the s3:// sources: set AWS_PROFILE, or [S3] ANONYMOUS = true "
-                "for a public bucket"
-            ) from None
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise S3Error(f"reading {url}: {str(error).splitlines()[0]}") from None
         yield sources

@@ -15,16 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sparkify.jsonfiles import BOM
 from sparkify.redshift import split_s3_url
-from sparkify.s3source import list_keys
 
 log = logging.getLogger("sparkify")
 OBJECTS_PER_PACK = 1000
 THREADS = 16
-MANIFEST_NAME = "songs.manifest"
-
-
-def manifest_url(staging_prefix):
-    return staging_prefix.rstrip("/") + "/" + MANIFEST_NAME
 
 
 def _read(client, bucket, key):
@@ -40,12 +34,12 @@ def _write_pack(client, source_bucket, keys, target_bucket, target_key):
     return f"s3://{target_bucket}/{target_key}"
 
 
-def pack_songs(client, song_url, staging_prefix, objects_per_pack=OBJECTS_PER_PACK, threads=THREADS):
-    """Write the packs and the manifest; returns the manifest's s3:// URL."""
+def pack_songs(client, source_bucket, keys, manifest_url, objects_per_pack=OBJECTS_PER_PACK, threads=THREADS):
+    """Pack the song objects `keys` (from the listing) into gzip files beside the manifest
+    at manifest_url, then write the manifest."""
     started = time.perf_counter()
-    source_bucket, _ = split_s3_url(song_url)
-    target_bucket, target_prefix = split_s3_url(staging_prefix.rstrip("/"))
-    keys = [key for key, _ in list_keys(client, song_url) if key.endswith((".json", ".json.gz"))]
+    target_bucket, manifest_key = split_s3_url(manifest_url)
+    folder = manifest_key.rsplit("/", 1)[0]
     groups = [keys[i : i + objects_per_pack] for i in range(0, len(keys), objects_per_pack)]
     with ThreadPoolExecutor(threads) as pool:
         urls = list(
@@ -55,22 +49,18 @@ def pack_songs(client, song_url, staging_prefix, objects_per_pack=OBJECTS_PER_PA
                     source_bucket,
                     numbered[1],
                     target_bucket,
-                    f"{target_prefix}/songs-{numbered[0]:05d}.json.gz",
+                    f"{folder}/songs-{numbered[0]:05d}.json.gz",
                 ),
                 enumerate(groups),
             )
         )
     manifest = {"entries": [{"url": url, "mandatory": True} for url in urls]}
-    client.put_object(
-        Bucket=target_bucket,
-        Key=f"{target_prefix}/{MANIFEST_NAME}",
-        Body=json.dumps(manifest, indent=2).encode(),
-    )
+    client.put_object(Bucket=target_bucket, Key=manifest_key, Body=json.dumps(manifest, indent=1).encode())
     log.info(
-        "packed %d song objects into %d gzip files under %s (%.2f s)",
+        "packed %d song objects into %d gzip files under s3://%s/%s (%.2f s)",
         len(keys),
         len(urls),
-        staging_prefix,
+        target_bucket,
+        folder,
         time.perf_counter() - started,
     )
-    return manifest_url(staging_prefix)

@@ -22,6 +22,8 @@ from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+import psycopg2.extras
+
 import sql_queries
 from sparkify.errors import ConfigError
 from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_piece, read_records, read_whole
@@ -195,9 +197,21 @@ def _to_integer(value, column):
 
 
 def _to_integer_text(value, column):
-    if isinstance(value, str) and not value.strip():
-        return None
-    return str(_integer(value))
+    """userId: digits (a JSON number or a string), 0 … 2147483647, as the transform's CAST
+    and the Redshift path's check (sql_queries.INVALID_USER_ID) take it."""
+    if isinstance(value, str):
+        if not value.strip():
+            return None  # BLANKSASNULL / EMPTYASNULL: a logged-out event
+        if not (value.isascii() and value.isdigit()):
+            raise BadValue(f"{_short(value)} is not a whole number written in digits")
+        number = int(value)
+    elif type(value) is int:
+        number = value
+    else:
+        raise BadValue(f"{_short(value)} is not a whole number written in digits")
+    if not 0 <= number <= INT32[1]:
+        raise BadValue(f"{_short(value)} is out of range (0 to {INT32[1]})")
+    return str(number)
 
 
 def _to_float(value, column):
@@ -342,7 +356,10 @@ FAST_PATHS = {
         "value",
     ),
     "integer": ("type(value) is int and -2147483648 <= value <= 2147483647", "str(value)"),
-    "integer_text": ("type(value) is str and value.isdigit() and value.isascii()", "str(int(value))"),
+    "integer_text": (
+        "type(value) is str and value.isdigit() and value.isascii() and len(value) < 10",
+        "str(int(value))",
+    ),
     "float": ("type(value) is float and value - value == 0.0", "repr(value)"),  # finite
     "timestamp": (
         "type(value) is int and 0 <= value < 253402300800000",
@@ -369,7 +386,11 @@ FAST_PATH_HELPERS = {"timestamp_text": _timestamp_text}
 
 
 class RejectSink:
-    """Rejected records, spooled to a temporary file in COPY text format."""
+    """Rejected records, spooled to a temporary file in COPY text format, then written
+    to load_rejects after the run (committed or not): COPY FROM STDIN on PostgreSQL,
+    multi-row INSERTs on Redshift, which has no COPY from a client."""
+
+    INSERT_PAGE_ROWS = 500
 
     def __init__(self, run_id, rejected_at):
         self.prefix = f"{run_id}\t{rejected_at}\t"
@@ -383,20 +404,37 @@ class RejectSink:
         self.first = []  # the first few, for the run's output
 
     def add(self, dataset, file, line, reason, raw):
+        """line None: the engine cannot say (a row Redshift's COPY loaded)."""
         self.count += 1
         if len(self.first) < 10:
-            self.first.append(f"{file}:{line}: {reason}")
-        cells = [dataset, str(file), str(line), reason[:1024], (raw or "")[:1024]]
-        cleaned = [cell.replace("\x00", "").translate(COPY_ESCAPES) for cell in cells]
-        self.spool.write(self.prefix + "\t".join(cleaned) + "\n")
+            self.first.append(f"{file}:{line}: {reason}" if line is not None else f"{file}: {reason}")
+        cells = [dataset, str(file)[:1024], reason[:1024], (raw or "")[:1024]]
+        dataset, file, reason, raw = (cell.replace("\x00", "").translate(COPY_ESCAPES) for cell in cells)
+        line = NULL if line is None else str(line)
+        self.spool.write(self.prefix + "\t".join((dataset, file, line, reason, raw)) + "\n")
 
-    def copy_into(self, cursor):
+    def copy_into(self, cursor, engine=sql_queries.POSTGRES):
         self.spool.flush()
         self.spool.seek(0)
-        cursor.copy_expert(sql_queries.copy_from_stdin_sql(sql_queries.LOAD_REJECTS), self.spool)
+        if engine == sql_queries.POSTGRES:
+            cursor.copy_expert(sql_queries.copy_from_stdin_sql(sql_queries.LOAD_REJECTS), self.spool)
+            return
+        insert = f"INSERT INTO load_rejects ({', '.join(sql_queries.LOAD_REJECTS.column_names)}) VALUES %s"
+        psycopg2.extras.execute_values(cursor, insert, self._rows(), page_size=self.INSERT_PAGE_ROWS)
+
+    def _rows(self):
+        for text in self.spool:
+            yield tuple(
+                None if cell == NULL else COPY_UNESCAPE.sub(lambda m: COPY_UNESCAPES[m.group(0)], cell)
+                for cell in text.rstrip("\n").split("\t")
+            )
 
     def close(self):
         self.spool.close()
+
+
+COPY_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+COPY_UNESCAPE = re.compile(r"\\[\\tnr]")
 
 
 class Task(NamedTuple):

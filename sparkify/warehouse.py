@@ -11,7 +11,7 @@ import psycopg2.extras
 
 import sql_queries
 from sparkify.config import LOCAL
-from sparkify.errors import DatabaseError, WarehouseBusy
+from sparkify.errors import DatabaseError, TablesOwnedByOthers, WarehouseBusy
 from sparkify.output import add_secret
 from sparkify.redshift import temporary_credentials
 
@@ -116,30 +116,67 @@ def transaction(conn):
         raise
 
 
+BUSY_MESSAGE = "another run is loading this warehouse"
+
+
+def is_serialization_failure(error):
+    """Redshift's error 1023 (https://docs.aws.amazon.com/redshift/latest/dg/
+    c_serial_isolation-serializable-isolation-troubleshooting.html), or PostgreSQL's
+    40001: a concurrent run's writes met this one's."""
+    text = str(error)
+    return getattr(error, "pgcode", None) == "40001" or (
+        "1023" in text and "Serializable isolation violation" in text
+    )
+
+
 @contextmanager
 def database_errors_as(what):
-    """psycopg2 errors inside become one-line DatabaseErrors naming the step."""
+    """psycopg2 errors inside become one-line DatabaseErrors naming the step; a
+    serialization failure means another run, and says so."""
     try:
         yield
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-        raise DatabaseError(
-            f"{what} failed: {_first_line(error)}; the connection was lost and nothing of "
-            "this run was committed"
-        ) from None
     except psycopg2.Error as error:
-        raise DatabaseError(f"{what} failed: {_first_line(error)}") from None
+        if is_serialization_failure(error):
+            raise WarehouseBusy(
+                f"{BUSY_MESSAGE} (its changes met this run's; error: {_first_line(error)}); "
+                "nothing of this run was committed. Try again when it has finished."
+            ) from None
+        lost = isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
+        consequence = "; the connection was lost and nothing of this run was committed" if lost else ""
+        raise DatabaseError(f"{what} failed: {_first_line(error)}{consequence}") from None
 
 
 def acquire_run_lock(cursor, engine, timeout_seconds):
-    """One etl.py run at a time per warehouse; the lock ends with the run's transaction."""
+    """One run at a time per warehouse; the lock ends with the run's transaction. These
+    are the first statements of the transaction (see sql_queries.run_lock_statements)."""
     try:
         for statement in sql_queries.run_lock_statements(engine, timeout_seconds):
             cursor.execute(statement)
     except (psycopg2.errors.LockNotAvailable, psycopg2.errors.QueryCanceled):
         raise WarehouseBusy(
-            f"another etl.py run is loading this warehouse; waited {timeout_seconds} s "
+            f"{BUSY_MESSAGE}; waited {timeout_seconds} s "
             "([ETL] LOCK_TIMEOUT_SECONDS). Try again when it has finished."
         ) from None
+
+
+def check_table_owners(cursor):
+    """Redshift: refuse, up front, tables this session's user does not own. Serverless's
+    temporary credentials name the database user after the IAM identity
+    (https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-iam-credentials.html),
+    so tables created with another login belong to someone else."""
+    names = tuple(table.name for table in sql_queries.ALL_TABLES)
+    cursor.execute(sql_queries.TABLES_OWNED_BY_OTHERS_SQL, (names,))
+    others = cursor.fetchall()
+    if others:
+        cursor.execute("SELECT CURRENT_USER")
+        user = cursor.fetchone()[0]
+        owners = ", ".join(f"{table} (owner {owner})" for table, owner in others)
+        raise TablesOwnedByOthers(
+            f"this run connects as {user}, but these tables belong to another user: {owners}. "
+            "Run create_tables.py as this user (it recreates them), or have their owner "
+            "transfer them (ALTER TABLE … OWNER TO). With Serverless temporary credentials "
+            "the user comes from your IAM identity."
+        )
 
 
 def timed_execute(cursor, sql, parameters=None):

@@ -165,23 +165,3 @@ def test_progress_rewrites_one_line_on_a_terminal():
     progress.done()
     assert screen.getvalue().count("\r") == 3
     assert "7 of 10 files, 2,800 rows" in screen.getvalue()
-
-
-def test_redshift_dry_run_shows_the_copies_and_sends_nothing(tmp_path, run, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "none")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "none")
-    config = tmp_path / "rs.cfg"
-    config.write_text(
-        "[ETL]\nTARGET = redshift\n[CLUSTER]\nHOST = c.abc.us-west-2.redshift.amazonaws.com\nDB_NAME = dev\n"
-        "DB_USER = me\nDB_PASSWORD = Dry-Run-Secret-9\n[IAM_ROLE]\nARN = arn:aws:iam::123456789012:role/r\n"
-        "[S3]\nLOG_DATA = s3://udacity-dend/log_data\nSONG_DATA = s3://udacity-dend/song_data\n"
-        "LOG_JSONPATH = s3://udacity-dend/log_json_path.json\nPACK_SONGS = true\n"
-        "STAGING_PREFIX = s3://my-staging/sparkify\n"
-    )
-    code, out = run(etl, "--config", config, "--dry-run")
-    assert code == 0, out
-    assert "LOCK etl_run_lock;" in out and "DELETE FROM staging_events;" in out
-    assert "COPY staging_songs\nFROM 's3://my-staging/sparkify/songs.manifest'" in out
-    assert "COPY staging_events\nFROM 's3://udacity-dend/log_data'" in out
-    assert "CREATE TEMP TABLE new_songplays AS" in out and "ANALYZE songplays" not in out
-    assert "Dry-Run-Secret-9" not in out

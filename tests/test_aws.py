@@ -151,22 +151,20 @@ def test_status_without_credentials_is_one_line(dwh_config, capsys, monkeypatch,
 # --- Temporary credentials --------------------------------------------------------------------
 
 
-def redshift_config(host, password=""):
+def redshift_config(host, password="", **cluster):
     from sparkify.config import Config
 
-    return Config(
-        "dwh.cfg",
-        {
-            ("ETL", "TARGET"): "redshift",
-            ("CLUSTER", "HOST"): host,
-            ("CLUSTER", "DB_NAME"): "sparkify",
-            ("CLUSTER", "DB_USER"): "analyst",
-            ("CLUSTER", "DB_PASSWORD"): password,
-            ("CLUSTER", "DB_PORT"): "5439",
-            ("S3", "REGION"): "us-west-2",
-        },
-        [],
-    )
+    values = {
+        ("ETL", "TARGET"): "redshift",
+        ("CLUSTER", "HOST"): host,
+        ("CLUSTER", "DB_NAME"): "sparkify",
+        ("CLUSTER", "DB_USER"): "analyst",
+        ("CLUSTER", "DB_PASSWORD"): password,
+        ("CLUSTER", "DB_PORT"): "5439",
+        ("S3", "REGION"): "us-west-2",
+    }
+    values.update({("CLUSTER", key.upper()): value for key, value in cluster.items()})
+    return Config("dwh.cfg", values, [])
 
 
 def test_no_password_means_temporary_cluster_credentials(aws):
@@ -183,6 +181,47 @@ def test_no_password_means_temporary_cluster_credentials(aws):
     assert user == "IAM:analyst" and len(password) > 10
 
 
+def test_temporary_credentials_ask_the_clusters_region_not_the_datas(aws):
+    """The cluster is in eu-west-1, the data ([S3] REGION) in us-west-2."""
+    import boto3
+
+    from sparkify.warehouse import redshift_login
+
+    boto3.client("redshift", region_name="eu-west-1").create_cluster(
+        ClusterIdentifier="sparkify-eu",
+        NodeType="dc2.large",
+        MasterUsername="admin",
+        MasterUserPassword="Admin-Pw-1",
+        ClusterType="single-node",
+    )
+    user, _ = redshift_login(redshift_config("sparkify-eu.abc.eu-west-1.redshift.amazonaws.com"))
+    assert user == "IAM:analyst"
+
+
+def test_a_custom_domain_needs_the_cluster_region(tmp_path):
+    from sparkify.errors import ConfigError
+    from sparkify.redshift import cluster_region
+
+    assert cluster_region(redshift_config("dwh.example.com", region="eu-central-1")) == "eu-central-1"
+    with pytest.raises(ConfigError, match=r"\[CLUSTER\] REGION is needed"):
+        cluster_region(redshift_config("dwh.example.com"))
+
+
+@pytest.mark.parametrize(
+    "host, setting, serverless",
+    [
+        ("wg.123456789012.us-west-2.redshift-serverless.amazonaws.com", "", True),
+        ("c.abc.us-west-2.redshift.amazonaws.com", "", False),
+        ("dwh.example.com", "true", True),
+        ("wg.123456789012.us-west-2.redshift-serverless.amazonaws.com", "false", False),
+    ],
+)
+def test_serverless_is_told_by_the_host_or_the_setting(host, setting, serverless):
+    from sparkify.redshift import is_serverless
+
+    assert is_serverless(redshift_config(host, serverless=setting)) is serverless
+
+
 def test_a_configured_password_is_used_as_it_is():
     from sparkify.warehouse import redshift_login
 
@@ -192,7 +231,22 @@ def test_a_configured_password_is_used_as_it_is():
     )
 
 
-def test_serverless_workgroup_credentials():
+@pytest.mark.parametrize(
+    "host, settings, asked",
+    [
+        (
+            "sparkify-wg.123456789012.us-west-2.redshift-serverless.amazonaws.com",
+            {},
+            {"workgroupName": "sparkify-wg"},
+        ),
+        (
+            "dwh.example.com",
+            {"serverless": "true", "region": "us-west-2"},
+            {"customDomainName": "dwh.example.com"},
+        ),
+    ],
+)
+def test_serverless_credentials_name_the_workgroup_or_the_custom_domain(host, settings, asked):
     import boto3
     from botocore.stub import Stubber
 
@@ -205,9 +259,9 @@ def test_serverless_workgroup_credentials():
         stub.add_response(
             "get_credentials",
             {"dbUser": "IAMR:analyst", "dbPassword": "temporary-Pw", "expiration": "2030-01-01T00:00:00Z"},
-            {"workgroupName": "sparkify-wg", "dbName": "sparkify", "durationSeconds": 900},
+            {**asked, "dbName": "sparkify", "durationSeconds": 900},
         )
-        config = redshift_config("sparkify-wg.123456789012.us-west-2.redshift-serverless.amazonaws.com")
+        config = redshift_config(host, **settings)
         assert temporary_credentials(config, client) == ("IAMR:analyst", "temporary-Pw")
 
 
@@ -219,7 +273,7 @@ def test_unknown_cluster_credentials_error_is_one_line(aws, tmp_path, capsys):
         "[ETL]\nTARGET = redshift\n[CLUSTER]\nHOST = nope.abc.us-west-2.redshift.amazonaws.com\n"
         "DB_NAME = x\nDB_USER = x\n[IAM_ROLE]\nARN = arn:aws:iam::123456789012:role/r\n[S3]\n"
         "LOG_DATA = s3://sparkify-data/log_data\nSONG_DATA = s3://sparkify-data/song_data\n"
-        "LOG_JSONPATH = auto\n"
+        "LOG_JSONPATH = s3://sparkify-data/log_json_path.json\n"
     )
     assert etl.main(["--config", str(config)]) == 1
     assert "error: cannot get temporary Redshift credentials:" in capsys.readouterr().out
@@ -227,69 +281,48 @@ def test_unknown_cluster_credentials_error_is_one_line(aws, tmp_path, capsys):
 
 # --- Load diagnostics, against a real table shaped like stl_load_errors ----------------------
 
-STL_LOAD_ERRORS = """
-CREATE TABLE stl_load_errors (
-    query INTEGER, filename CHAR(256), line_number BIGINT, colname CHAR(127),
-    err_code INTEGER, err_reason CHAR(100), raw_field_value CHAR(1024)
-);
-CREATE FUNCTION pg_last_copy_id() RETURNS INTEGER AS 'SELECT 42' LANGUAGE SQL;
-INSERT INTO stl_load_errors VALUES
-    (41, 's3://udacity-dend/log_data/old.json', 1, 'ts', 1206, 'Invalid timestamp format', 'x'),
-    (42, 's3://udacity-dend/log_data/2018/11/2018-11-05-events.json', 17, 'sessionid', 1207,
-     'Invalid digit, Value ''a'', Pos 0, Type: Integer', 'abc'),
-    (42, 's3://udacity-dend/log_data/2018/11/2018-11-05-events.json', 3, 'useragent', 1204,
-     'String length exceeds DDL length', repeat('M', 300));
-"""
 
-
-def test_load_errors_of_the_last_copy_are_formatted(query, dsn):
+def test_load_errors_are_this_sessions_since_the_run_began(query, dsn):
+    """Read by session and time: pg_last_copy_id() is not updated when the COPY's
+    transaction rolls back. Another session's and an older error are not this run's."""
     import psycopg2
+    from redshift_standin import SYSTEM_TABLES
 
-    from sparkify.redshift import load_error_report
+    from sparkify.redshift import load_errors
 
-    query(STL_LOAD_ERRORS)
+    query(SYSTEM_TABLES)
     conn = psycopg2.connect(dsn)
     with conn.cursor() as cursor:
-        report = load_error_report(cursor, serverless=False)
+        session = conn.info.backend_pid
+        rows = [
+            (
+                session,
+                "2026-11-23 10:00:05",
+                3,
+                "useragent",
+                1204,
+                "String length exceeds DDL length",
+                "M" * 300,
+            ),
+            (session, "2026-11-23 10:00:04", 17, "sessionid", 1207, "Invalid digit, Value 'a'", "abc"),
+            (session, "2026-11-22 09:00:00", 1, "ts", 1206, "Invalid timestamp format", "x"),
+            (session + 1, "2026-11-23 10:00:06", 2, "ts", 1206, "Invalid timestamp format", "y"),
+        ]
+        for pid, started, line, column, code, reason, raw in rows:
+            cursor.execute(
+                "INSERT INTO stl_load_errors (session, starttime, filename, line_number, colname, err_code,"
+                " err_reason, raw_field_value)"
+                " VALUES (%s, %s, 's3://b/log_data/day.json', %s, %s, %s, %s, %s)",
+                (pid, started, line, column, code, reason, raw),
+            )
+        errors = load_errors(cursor, serverless=False, since="2026-11-23 10:00:00")
     conn.close()
-    lines = report.splitlines()
-    assert lines[0] == (
-        "  s3://udacity-dend/log_data/2018/11/2018-11-05-events.json line 3, column useragent: "
-        "error 1204 String length exceeds DDL length (value '" + "M" * 60 + "…')"
-    )
-    assert lines[1].endswith(
-        "line 17, column sessionid: error 1207 Invalid digit, Value 'a', Pos 0, Type: Integer (value 'abc')"
-    )
-    assert len(lines) == 2  # only the last COPY's errors
-
-
-def test_failed_copy_stops_the_run_with_its_load_errors_and_leaves_the_star(
-    generated, load, dsn, query, tmp_path, monkeypatch, capsys
-):
-    """A Redshift-target run whose COPY fails (here: PostgreSQL refuses COPY FROM S3)."""
-    import psycopg2
-
-    import etl
-    from sparkify import warehouse
-
-    load(generated)
-    before = query("SELECT COUNT(*) FROM songplays")
-    query(STL_LOAD_ERRORS)
-    monkeypatch.setattr(warehouse, "_connect_once", lambda config: psycopg2.connect(dsn))
-    config = tmp_path / "rs.cfg"
-    config.write_text(
-        "[ETL]\nTARGET = redshift\n[CLUSTER]\nHOST = c.abc.us-west-2.redshift.amazonaws.com\nDB_NAME = x\n"
-        "DB_USER = x\nDB_PASSWORD = not-a-real-pw\n[IAM_ROLE]\nARN = arn:aws:iam::123456789012:role/r\n[S3]\n"
-        "LOG_DATA = s3://udacity-dend/log_data\nSONG_DATA = s3://udacity-dend/song_data\n"
-        "LOG_JSONPATH = auto\n"
-    )
-    assert etl.main(["--config", str(config)]) == 1
-    out = capsys.readouterr().out
-    assert "error: COPY into staging_songs failed: syntax error" in out
-    assert "nothing was committed" in out
-    assert "2018-11-05-events.json line 17, column sessionid: error 1207" in out
-    assert "Traceback" not in out
-    assert query("SELECT COUNT(*) FROM songplays") == before
+    assert [error.describe() for error in errors] == [
+        "s3://b/log_data/day.json line 17, column sessionid: error 1207 Invalid digit, Value 'a' "
+        "(value 'abc')",
+        "s3://b/log_data/day.json line 3, column useragent: error 1204 String length exceeds DDL length "
+        "(value '" + "M" * 60 + "…')",
+    ]
 
 
 # --- S3 as a source for the local target ------------------------------------------------------
@@ -462,11 +495,14 @@ def test_packed_songs_hold_exactly_the_source_objects(aws, tmp_path):
         s3.put_object(Bucket="udacity-like", Key=f"song_data/A/B/TR{index:05d}.json", Body=body.encode())
     s3.put_object(Bucket="udacity-like", Key="song_data/README.txt", Body=b"not a song")
 
-    manifest_url = pack_songs(
-        s3, "s3://udacity-like/song_data", "s3://my-staging/sparkify/", objects_per_pack=500
-    )
-    assert manifest_url == "s3://my-staging/sparkify/songs.manifest"
-    manifest = json.loads(s3.get_object(Bucket="my-staging", Key="sparkify/songs.manifest")["Body"].read())
+    from sparkify.redshift import list_data_keys
+
+    listing = list_data_keys(s3, "s3://udacity-like/song_data")
+    assert listing.ignored == ["song_data/README.txt"]
+    manifest_url = "s3://my-staging/sparkify/runs/r1/song_data-packs.manifest"
+    pack_songs(s3, "udacity-like", [item.key for item in listing.files], manifest_url, objects_per_pack=500)
+    manifest_key = manifest_url.removeprefix("s3://my-staging/")
+    manifest = json.loads(s3.get_object(Bucket="my-staging", Key=manifest_key)["Body"].read())
     urls = [entry["url"] for entry in manifest["entries"]]
     assert len(urls) == 3 and all(entry["mandatory"] for entry in manifest["entries"])
     packed = []
@@ -480,18 +516,15 @@ def test_packed_songs_hold_exactly_the_source_objects(aws, tmp_path):
 
 
 def test_packed_songs_are_copied_through_the_manifest():
-    from test_redshift_sql import REDSHIFT_VALUES, redshift_problems
+    from test_redshift_sql import LISTINGS, REDSHIFT_VALUES, redshift_problems
 
     from sparkify.config import Config
-    from sparkify.redshift import copy_statements
+    from sparkify.redshift import plan_copies
 
     values = {**REDSHIFT_VALUES, ("S3", "PACK_SONGS"): "true", ("S3", "STAGING_PREFIX"): "s3://my-staging/sp"}
-    statements = dict(
-        copy_statements(
-            Config("c", values, []), (None, None), songs_manifest="s3://my-staging/sp/songs.manifest"
-        )
-    )
-    sql = " ".join(statements["staging_songs"].split())
-    assert "FROM 's3://my-staging/sp/songs.manifest'" in sql
+    config = Config("c", values, [])
+    songs = next(copy for copy in plan_copies(config, LISTINGS, "r1") if copy.dataset == "song_data")
+    sql = " ".join(songs.sql(config).split())
+    assert "FROM 's3://my-staging/sp/runs/r1/song_data-packs.manifest'" in sql
     assert "FORMAT AS JSON 'auto' MANIFEST GZIP" in sql
-    assert redshift_problems(statements["staging_songs"]) == []
+    assert redshift_problems(songs.sql(config)) == []

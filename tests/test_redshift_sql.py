@@ -11,7 +11,7 @@ from sqlglot import exp
 
 import sql_queries
 from sparkify.config import Config
-from sparkify.redshift import copy_statements
+from sparkify.redshift import DataKeys, S3Object, plan_copies
 
 ROLE = "arn:aws:iam::123456789012:role/dwhRole"
 REDSHIFT_VALUES = {
@@ -24,26 +24,60 @@ REDSHIFT_VALUES = {
     ("S3", "SONG_DATA"): "s3://udacity-dend/song_data",
     ("S3", "LOG_JSONPATH"): "s3://udacity-dend/log_json_path.json",
 }
-REDSHIFT_CONFIG = Config("dwh.cfg", REDSHIFT_VALUES, [])
+REDSHIFT_CONFIG = Config("dwh.cfg", {**REDSHIFT_VALUES, ("S3", "STAGING_PREFIX"): "s3://my-staging/etl"}, [])
+LISTINGS = {
+    "song_data": DataKeys(
+        "udacity-dend", "song_data/", [S3Object("song_data/A/TRA.json", 300, "e1")], [], []
+    ),
+    "log_data": DataKeys(
+        "udacity-dend",
+        "log_data/",
+        [
+            S3Object("log_data/2018/11/2018-11-01-events.json", 9000, "e2"),
+            S3Object("log_data/2018/11/2018-11-02-events.json.gz", 900, "e3"),
+        ],
+        [],
+        [],
+    ),
+}
+
+
+def planned_copies(config=REDSHIFT_CONFIG):
+    return {
+        copy.source.rsplit("/", 1)[-1]: copy.sql(config) for copy in plan_copies(config, LISTINGS, "run1")
+    }
 
 
 def redshift_statements():
     engine = sql_queries.REDSHIFT
-    tables = sql_queries.tables_for(engine)
+    tables = sql_queries.ALL_TABLES
     yield from (sql_queries.create_table_sql(t, engine) for t in tables)
     yield from (sql_queries.drop_table_sql(t) for t in tables)
     yield from (sql_queries.empty_staging_sql(t, engine) for t in sql_queries.STAGING_TABLES)
-    yield from (sql for _, sql in copy_statements(REDSHIFT_CONFIG, (None, None)))
-    yield from (sql for _, sql in sql_queries.TRANSFORM_STEPS)
+    yield from planned_copies().values()
+    yield from (sql for _, sql in sql_queries.transform_steps(engine))
     yield from (sql for _, sql, _ in sql_queries.QUALITY_CHECKS)
+    yield from sql_queries.run_lock_statements(engine, 60)
     yield sql_queries.RUN_LOCK_TABLE_CREATE
+    yield sql_queries.SERVER_NOW_SQL
+    yield sql_queries.LOAD_ERRORS_SQL
+    yield sql_queries.SERVERLESS_LOAD_ERRORS_SQL
+    yield sql_queries.INVALID_USER_ID_EVENTS_SELECT
+    yield sql_queries.INVALID_USER_ID_EVENTS_DELETE
+    yield sql_queries.TABLES_OWNED_BY_OTHERS_SQL
+
+
+# Statements sqlglot keeps as opaque commands, each checked against Redshift's own page:
+# https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html, .../r_RESET.html
+DOCUMENTED_COMMANDS = {"LOCK", "RESET"}
 
 
 def redshift_problems(sql):
-    """Constructs Redshift does not support, found in the parsed statement."""
-    tree = sqlglot.parse_one(sql, read="redshift")
+    """Constructs Redshift does not support, found in the parsed statement (a %s
+    parameter is parsed as the value it stands for)."""
+    tree = sqlglot.parse_one(sql.replace("%s", "'2018-11-05'"), read="redshift")
     problems = []
-    if isinstance(tree, exp.Command):
+    if isinstance(tree, exp.Command) and tree.name.upper() not in DOCUMENTED_COMMANDS:
         problems.append("not understood by the Redshift dialect")
     checks = {
         exp.OnConflict: "ON CONFLICT",
@@ -93,19 +127,30 @@ def normalised(sql):
     return " ".join(sql.split())
 
 
-def test_events_copy_uses_jsonpaths_and_epoch_millis():
-    sql = dict(copy_statements(REDSHIFT_CONFIG, (None, None)))["staging_events"]
+def test_events_copy_reads_a_manifest_with_jsonpaths_and_epoch_millis():
+    sql = planned_copies()["log_data.manifest"]
     assert normalised(sql) == normalised(f"""
-        COPY staging_events FROM 's3://udacity-dend/log_data'
+        COPY staging_events FROM 's3://my-staging/etl/runs/run1/log_data.manifest'
         IAM_ROLE '{ROLE}' REGION 'us-west-2'
         FORMAT AS JSON 's3://udacity-dend/log_json_path.json'
-        TIMEFORMAT 'epochmillisecs'
-        TRUNCATECOLUMNS BLANKSASNULL EMPTYASNULL COMPUPDATE OFF STATUPDATE OFF MAXERROR 0""")
+        MANIFEST TIMEFORMAT 'epochmillisecs'
+        TRUNCATECOLUMNS BLANKSASNULL EMPTYASNULL COMPUPDATE OFF STATUPDATE ON MAXERROR 0""")
+
+
+def test_gzip_files_get_a_manifest_and_a_copy_of_their_own():
+    sql = planned_copies()["log_data-gzip.manifest"]
+    assert "MANIFEST GZIP" in normalised(sql)
+    assert "GZIP" not in planned_copies()["log_data.manifest"]
 
 
 def test_songs_copy_uses_json_auto():
-    sql = dict(copy_statements(REDSHIFT_CONFIG, (None, None)))["staging_songs"]
+    sql = planned_copies()["song_data.manifest"]
     assert "FORMAT AS JSON 'auto'" in sql and "TIMEFORMAT" not in sql
+
+
+def test_maxerror_is_capped_at_redshifts_limit():
+    config = Config("c", {**REDSHIFT_CONFIG._values, ("ETL", "MAXERROR"): "250000"}, [])
+    assert "MAXERROR 100000" in planned_copies(config)["song_data.manifest"]
 
 
 def test_redshift_ddl_carries_distribution_and_sort_keys():
@@ -119,28 +164,40 @@ def test_redshift_ddl_carries_distribution_and_sort_keys():
         assert "DISTSTYLE ALL" in ddl[small]
 
 
-def test_postgres_ddl_is_the_redshift_ddl_without_layout():
-    for table in sql_queries.tables_for(sql_queries.REDSHIFT):
+def test_postgres_ddl_is_the_redshift_ddl_with_keys_and_without_layout():
+    """Redshift declares no keys: it does not enforce them, and its planner trusts them."""
+    for table in sql_queries.ALL_TABLES:
         redshift = sql_queries.create_table_sql(table, sql_queries.REDSHIFT)
         postgres = sql_queries.create_table_sql(table, sql_queries.POSTGRES)
         assert not re.search(r"DIST|SORTKEY", postgres)
-        assert redshift.startswith(postgres.replace("CREATE UNLOGGED TABLE", "CREATE TABLE"))
+        assert "PRIMARY KEY" not in redshift
+        assert ("PRIMARY KEY" in postgres) == bool(table.keys)
+        columns = [line for line in postgres.splitlines() if "PRIMARY KEY" not in line]
+        without_keys = "\n".join(columns).replace("CREATE UNLOGGED TABLE", "CREATE TABLE").rstrip(",\n)")
+        assert redshift.startswith(without_keys)
         assert ("UNLOGGED" in postgres) == (table in sql_queries.STAGING_TABLES)
 
 
-def test_window_copies_events_day_by_day(s3):
+def test_only_postgres_inserts_songplays_in_key_order():
+    def songplays_insert(engine):
+        return next(sql for _, sql in sql_queries.transform_steps(engine) if "INSERT INTO songplays" in sql)
+
+    redshift, postgres = songplays_insert(sql_queries.REDSHIFT), songplays_insert(sql_queries.POSTGRES)
+    assert "ORDER BY" not in redshift and postgres.rstrip().endswith("ORDER BY songplay_id")
+
+
+def test_window_without_staging_prefix_copies_events_day_by_day(s3):
+    from sparkify.redshift import list_data_keys
+
     s3.create_bucket(Bucket="sparkify-logs", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     for day in (4, 5, 6, 7):
         key = f"log_data/2018/11/2018-11-{day:02d}-events.json"
         s3.put_object(Bucket="sparkify-logs", Key=key, Body=b"{}")
     s3.put_object(Bucket="sparkify-logs", Key="log_data/README.txt", Body=b"x")
-    values = dict(REDSHIFT_VALUES)
-    values[("S3", "LOG_DATA")] = "s3://sparkify-logs/log_data"
-    statements = copy_statements(Config("c", values, []), (date(2018, 11, 5), date(2018, 11, 6)), s3)
-    sources = [
-        re.search(r"FROM '([^']*)'", sql).group(1) for table, sql in statements if table == "staging_events"
-    ]
-    assert sources == [
+    window = (date(2018, 11, 5), date(2018, 11, 6))
+    listings = {**LISTINGS, "log_data": list_data_keys(s3, "s3://sparkify-logs/log_data", window)}
+    copies = plan_copies(Config("c", REDSHIFT_VALUES, []), listings, "run1")
+    assert [copy.source for copy in copies if copy.dataset == "log_data"] == [
         "s3://sparkify-logs/log_data/2018/11/2018-11-05",
         "s3://sparkify-logs/log_data/2018/11/2018-11-06",
     ]

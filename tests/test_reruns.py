@@ -216,7 +216,7 @@ def test_second_run_refuses_while_one_is_running(six_days, load, config_for, dsn
         started = time.monotonic()
         code, out = run(etl, "--config", second)
         assert code == 1
-        assert "another etl.py run is loading this warehouse; waited 1 s" in out
+        assert "another run is loading this warehouse; waited 1 s" in out
         assert time.monotonic() - started < 10
     finally:
         terminate_backend(dsn, pid)

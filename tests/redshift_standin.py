@@ -1,0 +1,436 @@
+"""A Redshift stand-in for the tests: a real PostgreSQL runs everything the Redshift path
+sends, with one piece of test code for what PostgreSQL cannot do, COPY … FROM 's3://…'.
+
+- The database runs every transaction at REPEATABLE READ, whose snapshot is taken at the
+  first statement that reads or writes data, as Redshift's is (LOCK and SET take none).
+- Tables are created from the Redshift DDL as the scripts send it (no keys are declared
+  there, so none are enforced); only the distribution and sort clauses are cut off.
+- stl_load_errors and sys_load_error_detail are tables shaped as documented
+  (r_STL_LOAD_ERRORS.html, SYS_LOAD_ERROR_DETAIL.html). GETDATE() is a function
+  returning the statement's start in UTC, in whole seconds (r_GETDATE.html).
+- The COPY stand-in reads exactly the objects the statement names from S3 (moto's server
+  on 127.0.0.1): a manifest's entries, or every key that starts with the prefix (so a
+  stray object is loaded, as Redshift would). It maps JSON by Redshift's documented
+  rules (a JSONPaths file by position, 'auto' by exact lower-case name;
+  copy-usage_notes-copy-from-json.html), converts with TIMEFORMAT 'epochmillisecs',
+  BLANKSASNULL, EMPTYASNULL and TRUNCATECOLUMNS, writes each rejected row into both
+  load-error tables from a connection of its own (they are logs: a rollback keeps
+  them), and fails the statement with Redshift's message when errors exceed MAXERROR.
+
+What it cannot prove: Redshift's own parser, planner and exact error codes, STATUPDATE,
+distribution, and S3 access through the IAM role.
+
+Run a script against it from another process:
+  python tests/redshift_standin.py <dsn> etl --config rs.cfg
+"""
+
+import gzip
+import json
+import math
+import re
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import boto3
+import psycopg2
+import psycopg2.extras
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import sql_queries  # noqa: E402
+from sparkify import warehouse  # noqa: E402
+
+SYSTEM_TABLES = """
+CREATE TABLE IF NOT EXISTS stl_load_errors (
+    userid INTEGER,
+    slice INTEGER,
+    tbl INTEGER,
+    starttime TIMESTAMP,
+    session INTEGER,
+    query INTEGER,
+    filename CHAR(256),
+    line_number BIGINT,
+    colname CHAR(127),
+    type CHAR(10),
+    col_length CHAR(10),
+    position INTEGER,
+    raw_line CHAR(1024),
+    raw_field_value CHAR(1024),
+    err_code INTEGER,
+    err_reason CHAR(100)
+);
+CREATE TABLE IF NOT EXISTS sys_load_error_detail (
+    user_id INTEGER,
+    query_id BIGINT,
+    transaction_id BIGINT,
+    session_id INTEGER,
+    database_name CHAR(64),
+    table_id INTEGER,
+    start_time TIMESTAMP,
+    file_name CHAR(256),
+    line_number BIGINT,
+    column_name CHAR(127),
+    column_type CHAR(10),
+    column_length CHAR(10),
+    position INTEGER,
+    error_code INTEGER,
+    error_message CHAR(512)
+);
+CREATE SEQUENCE IF NOT EXISTS standin_query_id;
+CREATE OR REPLACE FUNCTION getdate() RETURNS TIMESTAMP
+    LANGUAGE SQL STABLE
+    AS $$ SELECT date_trunc('second', statement_timestamp() AT TIME ZONE 'UTC') $$;
+"""
+
+
+def prepare_database(dsn):
+    """Make a fresh PostgreSQL database behave as the stand-in describes."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_database()")
+        name = cur.fetchone()[0]
+        cur.execute(f"ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'")
+        cur.execute(f"ALTER DATABASE {name} SET timezone = 'UTC'")
+        cur.execute(SYSTEM_TABLES)
+    conn.close()
+
+
+class LoadFailed(Exception):
+    """The COPY statement itself fails (not one row): Redshift's whole-statement errors."""
+
+
+class StandInCursor(psycopg2.extras.LoggingCursor):
+    """Executes on PostgreSQL; COPY from S3 is carried out by `copy_from_s3`."""
+
+    def execute(self, query, vars=None):
+        text = query if isinstance(query, str) else query.decode()
+        if COPY_FROM_S3.match(text):
+            return copy_from_s3(self, text)
+        if LOAD_ERROR_LOGS.search(text):
+            return self.read_load_errors(text, vars)
+        if text.lstrip().upper().startswith("CREATE TABLE"):
+            text = REDSHIFT_LAYOUT.sub(")", text)
+        return super().execute(text, vars)
+
+    def read_load_errors(self, text, vars):
+        """Redshift's system tables are logs outside any transaction's snapshot
+        (c_serial_isolation.html): read them from a connection of their own, as this
+        session (pg_backend_pid), and hand the rows back through this cursor."""
+        session = self.connection.info.backend_pid
+        side = psycopg2.connect(self.connection.dsn)
+        try:
+            with side.cursor() as cur:
+                cur.execute(text.replace("pg_backend_pid()", str(session)), vars)
+                rows = cur.fetchall()
+                width = len(cur.description)
+        finally:
+            side.close()
+        if not rows:
+            return super().execute(f"SELECT {', '.join(['NULL'] * width)} WHERE FALSE")
+        values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
+        return super().execute(f"SELECT * FROM (VALUES {values}) AS logged", [v for row in rows for v in row])
+
+
+LOAD_ERROR_LOGS = re.compile(r"\b(stl_load_errors|sys_load_error_detail)\b")
+REDSHIFT_LAYOUT = re.compile(r"\)\s*\n\s*DISTSTYLE[^\n]*$")
+
+
+def connect(dsn):
+    return psycopg2.connect(
+        dsn, connection_factory=warehouse.StatementLoggingConnection, cursor_factory=StandInCursor
+    )
+
+
+def install(dsn, patch=setattr):
+    """Point the scripts' Redshift connections at the stand-in (patch: monkeypatch.setattr);
+    local-target connections are left alone."""
+    open_local = warehouse._open
+    patch(
+        warehouse, "_open", lambda config: connect(dsn) if config.target == "redshift" else open_local(config)
+    )
+
+
+# --- COPY … FROM 's3://…' ----------------------------------------------------------------------
+
+COPY_FROM_S3 = re.compile(r"\s*COPY\s+(\w+)\s+FROM\s+'(s3://[^']+)'\s+(.*)$", re.S | re.I)
+OPTION = re.compile(
+    r"(IAM_ROLE|REGION|FORMAT AS JSON|TIMEFORMAT)\s+'([^']*)'|(MAXERROR)\s+(\d+)"
+    r"|(COMPUPDATE|STATUPDATE)\s+(ON|OFF)|(MANIFEST|GZIP|TRUNCATECOLUMNS|BLANKSASNULL|EMPTYASNULL)",
+    re.I,
+)
+EPOCH = datetime(1970, 1, 1)
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def parse_copy(sql):
+    table_name, source, rest = COPY_FROM_S3.match(sql).groups()
+    options = {}
+    for match in OPTION.finditer(rest):
+        groups = [g for g in match.groups() if g is not None]
+        options[groups[0].upper()] = groups[1] if len(groups) > 1 else True
+    table = next(t for t in sql_queries.STAGING_TABLES if t.name == table_name)
+    return table, source, options
+
+
+def s3():
+    return boto3.client("s3")  # AWS_ENDPOINT_URL: moto's server
+
+
+def split(url):
+    parsed = urlparse(url)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def read_object(client, url):
+    bucket, key = split(url)
+    return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def check_region(client, url, region, known={}):  # noqa: B006 - a cache, on purpose
+    """REGION: every resource, manifest included, must be in it (copy-parameters-data-source-s3.html)."""
+    bucket, _ = split(url)
+    if (client, bucket) not in known:
+        known[(client, bucket)] = (
+            client.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+        )
+    found = known[(client, bucket)]
+    if region and found != region:
+        raise LoadFailed(f"S3ServiceException:The bucket {bucket} is in {found}, not in REGION {region}")
+
+
+def source_urls(client, source, options):
+    """Exactly the objects COPY reads: the manifest's entries, or every key with the prefix."""
+    if options.get("MANIFEST"):
+        manifest = json.loads(read_object(client, source))
+        return [entry["url"] for entry in manifest["entries"]]
+    bucket, prefix = split(source)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    urls = [f"s3://{bucket}/{item['Key']}" for page in pages for item in page.get("Contents", [])]
+    if not urls:
+        raise LoadFailed(f"The specified S3 prefix '{prefix}' does not exist")
+    return urls
+
+
+def jsonpaths_of(client, json_format, table):
+    """(column, path steps) in table order: a JSONPaths file by position, 'auto' by name."""
+    if json_format == "auto":
+        return [(name, (name,)) for name in table.column_names]
+    paths = json.loads(read_object(client, json_format))["jsonpaths"]
+    if len(paths) != len(table.columns):
+        raise LoadFailed("Number of jsonpaths and the number of columns should match")
+    if any("['" in p for p in paths) and any(re.search(r"\$\.|\w\.", p) for p in paths):
+        raise LoadFailed("Invalid JSONPath format: cannot mix bracket and dot notation")
+    steps = [tuple(re.findall(r"\['([^']*)'\]|\.(\w+)", p)) for p in paths]
+    return [
+        (name, tuple(a or b for a, b in path)) for name, path in zip(table.column_names, steps, strict=True)
+    ]
+
+
+def json_objects(text):
+    """(line, object) for each JSON object one after another in a file; a value that does
+    not parse ends the file with an error on its line."""
+    decoder, position, length = json.JSONDecoder(), 0, len(text)
+    while True:
+        while position < length and text[position] in " \t\r\n":
+            position += 1
+        if position >= length:
+            return
+        line = text.count("\n", 0, position) + 1
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            yield line, RowError("", 1224, f"Invalid JSON: {error.msg}", text[position : position + 100])
+            return
+        yield line, value
+
+
+class RowError(Exception):
+    def __init__(self, column, code, reason, raw):
+        super().__init__(reason)
+        self.column, self.code, self.reason, self.raw = column, code, reason, raw
+
+
+def convert(value, column, sql_type, options):
+    """One JSON value as the column's COPY text, by Redshift's rules; raises RowError."""
+    base = sql_type.split()[0].split("(")[0].upper()
+    raw = value if isinstance(value, str) else json.dumps(value)
+    if value is None:
+        text = None
+    elif base in ("INTEGER", "SMALLINT", "BIGINT"):
+        if isinstance(value, bool) or not re.fullmatch(r"-?\d+", str(value).strip()):
+            raise RowError(column, 1207, f"Invalid digit, Value '{raw[:20]}', Pos 0, Type: Integer", raw)
+        if not INT32[0] <= int(value) <= INT32[1]:
+            raise RowError(column, 1216, f"Overflow, Value '{raw[:20]}', Type: Integer", raw)
+        text = str(int(value))
+    elif base == "DOUBLE":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise RowError(column, 1208, "FLOAT data conversion error", raw) from None
+        if not math.isfinite(number):
+            raise RowError(column, 1208, "FLOAT data conversion error", raw)
+        text = repr(number)
+    elif base == "TIMESTAMP":
+        if options.get("TIMEFORMAT") != "epochmillisecs" or not re.fullmatch(r"\d+", str(value)):
+            raise RowError(column, 1206, "Invalid timestamp format or value", raw)
+        text = str(EPOCH + timedelta(milliseconds=int(value)))
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if "\x00" in text:
+            raise RowError(column, 1220, "String contains invalid or unsupported UTF8 codepoints", raw)
+        if (options.get("EMPTYASNULL") and text == "") or (options.get("BLANKSASNULL") and not text.strip()):
+            text = None
+        width = sql_queries.varchar_width(sql_type)
+        if text is not None and width and len(text.encode()) > width:
+            if not options.get("TRUNCATECOLUMNS"):
+                raise RowError(column, 1204, "String length exceeds DDL length", raw)
+            text = text.encode()[:width].decode("utf-8", "ignore")
+    if text is None and "NOT NULL" in sql_type.upper():
+        raise RowError(column, 1213, "Missing data for not-null field", "")
+    if text is None:
+        return "\\N"
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def lookup(obj, path):
+    for step in path:
+        if not isinstance(obj, dict) or step not in obj:
+            return None
+        obj = obj[step]
+    return obj
+
+
+def rows_of(url, data, mapping, table, options):
+    """(COPY text line or None, RowError or None, line number, raw line) per record."""
+    if options.get("GZIP"):
+        data = gzip.decompress(data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        yield None, RowError("", 1220, "String contains invalid or unsupported UTF8 codepoints", ""), 1, ""
+        return
+    types = dict(table.columns)
+    for line, value in json_objects(text):
+        if isinstance(value, RowError):
+            yield None, value, line, value.raw
+            continue
+        raw_line = json.dumps(value)[:1024]
+        try:
+            if not isinstance(value, dict):
+                raise RowError("", 1224, "Invalid JSON object", raw_line)
+            cells = [convert(lookup(value, path), name, types[name], options) for name, path in mapping]
+            yield "\t".join(cells) + "\n", None, line, raw_line
+        except RowError as error:
+            yield None, error, line, raw_line
+
+
+def record_error(admin, session, query_id, url, line, raw_line, error):
+    """One rejected row into both load-error logs (from their own connection); a log a
+    test has removed is skipped."""
+    with admin.cursor() as cur:
+        cur.execute("SELECT to_regclass('stl_load_errors'), to_regclass('sys_load_error_detail')")
+        stl, sys_view = cur.fetchone()
+        if stl:
+            cur.execute(
+                "INSERT INTO stl_load_errors (userid, slice, tbl, starttime, session, query, filename,"
+                " line_number, colname, type, col_length, position, raw_line, raw_field_value, err_code,"
+                " err_reason) VALUES (100, 0, 0, clock_timestamp() AT TIME ZONE 'UTC', %s, %s, %s, %s,"
+                " %s, '', '', 0, %s, %s, %s, %s)",
+                (
+                    session,
+                    query_id,
+                    url,
+                    line,
+                    error.column,
+                    raw_line[:1024],
+                    error.raw[:1024],
+                    error.code,
+                    error.reason[:100],
+                ),
+            )
+        if sys_view:
+            cur.execute(
+                "INSERT INTO sys_load_error_detail (user_id, query_id, transaction_id, session_id,"
+                " database_name, table_id, start_time, file_name, line_number, column_name, column_type,"
+                " column_length, position, error_code, error_message) VALUES (100, %s, 0, %s,"
+                " current_database(), 0, clock_timestamp() AT TIME ZONE 'UTC', %s, %s, %s, '', '', 0,"
+                " %s, %s)",
+                (query_id, session, url, line, error.column, error.code, error.reason[:512]),
+            )
+
+
+def copy_from_s3(cursor, sql):
+    """Carry out one COPY … FROM 's3://…' as Redshift documents it."""
+    table, source, options = parse_copy(sql)
+    client = s3()
+    admin = psycopg2.connect(cursor.connection.dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT nextval('standin_query_id')")
+            query_id = cur.fetchone()[0]
+        try:
+            check_region(client, source, options.get("REGION"))
+            if options.get("FORMAT AS JSON", "auto") != "auto":
+                check_region(client, options["FORMAT AS JSON"], options.get("REGION"))
+            urls = source_urls(client, source, options)
+            mapping = jsonpaths_of(client, options.get("FORMAT AS JSON"), table)
+            lines, errors = [], 0
+            for url in urls:
+                check_region(client, url, options.get("REGION"))
+                for text, error, line, raw_line in rows_of(
+                    url, read_object(client, url), mapping, table, options
+                ):
+                    if error is None:
+                        lines.append(text)
+                        continue
+                    errors += 1
+                    record_error(
+                        admin, cursor.connection.info.backend_pid, query_id, url, line, raw_line, error
+                    )
+        except LoadFailed as failure:
+            fail_statement(cursor, str(failure))
+        if errors > int(options.get("MAXERROR", 0)):
+            fail_statement(
+                cursor,
+                f"Load into table '{table.name}' failed.  Check 'stl_load_errors' system table for details.",
+            )
+        columns = ", ".join(table.column_names)
+        psycopg2.extensions.cursor.copy_expert(
+            cursor, f"COPY {table.name} ({columns}) FROM STDIN", _Lines(lines)
+        )
+    finally:
+        admin.close()
+
+
+class _Lines:
+    """A file over COPY text lines, for copy_expert."""
+
+    def __init__(self, lines, per_read=1000):
+        self._chunks = ("".join(lines[i : i + per_read]) for i in range(0, len(lines), per_read))
+
+    def read(self, size=-1):
+        return next(self._chunks, "")
+
+
+def fail_statement(cursor, message):
+    """Fail as Redshift's COPY fails: an error that aborts the transaction."""
+    quoted = message.replace("'", "''").replace("%", "%%")
+    psycopg2.extensions.cursor.execute(cursor, f"DO $$ BEGIN RAISE EXCEPTION '{quoted}'; END $$")
+
+
+def run_script(dsn, script, argv):
+    """Run create_tables.py or etl.py against the stand-in; returns its exit code."""
+    import importlib
+
+    install(dsn)
+    return importlib.import_module(script).main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(sys.argv[1], sys.argv[2], sys.argv[3:]))

@@ -1,0 +1,548 @@
+"""The Redshift path end to end: create_tables.py and etl.py with TARGET = redshift, against
+the stand-in (tests/redshift_standin.py: a real PostgreSQL at REPEATABLE READ, keys not
+enforced, COPY from S3 carried out by test code) and moto's S3 server on 127.0.0.1."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import psycopg2
+import pytest
+import redshift_standin
+from test_sample_pipeline import EXPECTED_COUNTS
+
+import create_tables
+import etl
+
+ROLE = "arn:aws:iam::123456789012:role/sparkifyRedshiftS3Read"
+REGION = "us-west-2"
+STANDIN = Path(redshift_standin.__file__)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint, monkeypatch):
+    """A client of moto's S3 server, emptied for each test; the scripts reach it too."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
+    return boto3.client("s3", region_name=REGION)
+
+
+@pytest.fixture
+def standin(dsn, monkeypatch):
+    """The test's database as a Redshift stand-in; the scripts connect to it."""
+    redshift_standin.prepare_database(dsn)
+    redshift_standin.install(dsn, monkeypatch.setattr)
+    return dsn
+
+
+def make_bucket(client, bucket, region=REGION):
+    if region != client.meta.region_name:
+        client = boto3.client("s3", region_name=region)
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def upload(client, bucket, folder):
+    """Every file under folder, at the same relative key."""
+    make_bucket(client, bucket)
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), bucket, path.relative_to(folder).as_posix())
+
+
+def write_rs_config(folder, bucket="sparkify-data", staging=True, **settings):
+    """A TARGET = redshift config; settings are `SECTION_KEY=value`."""
+    values = {
+        "ETL": {"TARGET": "redshift", "LOCK_TIMEOUT_SECONDS": "60"},
+        "CLUSTER": {
+            "HOST": "sparkify.abc123xyz.us-west-2.redshift.amazonaws.com",
+            "DB_NAME": "dev",
+            "DB_USER": "sparkify",
+            "DB_PASSWORD": "Standin-Pw-1",
+        },
+        "IAM_ROLE": {"ARN": ROLE},
+        "S3": {
+            "LOG_DATA": f"s3://{bucket}/log_data",
+            "SONG_DATA": f"s3://{bucket}/song_data",
+            "LOG_JSONPATH": f"s3://{bucket}/log_json_path.json",
+            "REGION": REGION,
+        },
+    }
+    if staging:
+        values["S3"]["STAGING_PREFIX"] = "s3://sparkify-staging/etl"
+    for label, value in settings.items():
+        section, key = label.split("_", 1)
+        values.setdefault(section, {})[key] = str(value)
+    lines = []
+    for section, keys in values.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value}" for key, value in keys.items()]
+    path = Path(folder) / "rs.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def warehouse_on_s3(s3, standin, tmp_path, run):
+    """warehouse_on_s3(data_dir, **settings) -> config: the data in S3, tables created."""
+
+    def build(data_dir, staging=True, **settings):
+        upload(s3, "sparkify-data", data_dir)
+        if staging:
+            make_bucket(s3, "sparkify-staging")
+        config = write_rs_config(tmp_path, staging=staging, **settings)
+        code, out = run(create_tables, "--config", config)
+        assert code == 0, out
+        return config
+
+    return build
+
+
+def fingerprint(dsn):
+    """Every star table's rows, sorted: equal fingerprints mean identical tables."""
+    conn = psycopg2.connect(dsn)
+    tables = {}
+    with conn.cursor() as cur:
+        for table in ("songplays", "users", "songs", "artists", "time"):
+            cur.execute(f"SELECT * FROM {table}")
+            tables[table] = sorted(cur.fetchall(), key=repr)
+    conn.close()
+    return tables
+
+
+def counts(query):
+    return {table: query(f"SELECT COUNT(*) FROM {table}")[0][0] for table in EXPECTED_COUNTS}
+
+
+# --- The real sample and generated data -----------------------------------------------------------
+
+
+def test_real_sample_loads_with_its_counts(real_sample, warehouse_on_s3, run, query):
+    config = warehouse_on_s3(real_sample)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert counts(query) == EXPECTED_COUNTS
+    assert "staging_songs   71 files in 1 COPY, 71 records read, 71 loaded, 0 rejected" in out
+    assert "staging_events  30 files in 1 COPY, 8056 records read, 8056 loaded, 0 rejected" in out
+    assert query("SELECT level, COUNT(*) FROM users GROUP BY level ORDER BY level") == [
+        ("free", 75),
+        ("paid", 22),
+    ]
+
+
+def test_redshift_path_builds_the_same_star_as_the_local_path(
+    generated, warehouse_on_s3, run, load, dsn, server_dsn, tmp_path
+):
+    """Mojibake repair is local only; without it both paths hold the same rows."""
+    config = warehouse_on_s3(generated)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    on_redshift = fingerprint(dsn)
+    conn = psycopg2.connect(server_dsn)
+    conn.autocommit = True
+    local_db = f"local_{os.getpid()}_{int(time.time() * 1000)}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {local_db}")
+    try:
+        from conftest import write_config
+
+        local_dsn = f"{server_dsn} dbname={local_db}"
+        (tmp_path / "local").mkdir()
+        local_config = write_config(tmp_path / "local", local_dsn, generated, repair_mojibake="false")
+        assert run(create_tables, "--config", local_config)[0] == 0
+        code, out = run(etl, "--config", local_config)
+        assert code == 0, out
+        assert fingerprint(local_dsn) == on_redshift
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {local_db} WITH (FORCE)")
+        conn.close()
+
+
+def test_a_rerun_adds_nothing(generated, warehouse_on_s3, run, dsn):
+    config = warehouse_on_s3(generated)
+    assert run(etl, "--config", config)[0] == 0
+    first = fingerprint(dsn)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert fingerprint(dsn) == first
+
+
+# --- One run at a time -------------------------------------------------------------------------------
+
+
+def run_in_process(dsn, script, *args):
+    """A script in a process of its own against the stand-in."""
+    return subprocess.Popen(
+        [sys.executable, str(STANDIN), dsn, script, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=STANDIN.parent.parent,
+    )
+
+
+def test_concurrent_runs_wait_for_each_other_and_never_duplicate(generated, warehouse_on_s3, dsn, query):
+    """Both runs start while the lock is held, so both wait at LOCK. Each must take its
+    snapshot only after it holds the lock; else the second inserts the first one's plays
+    again (keys are not enforced) and its own checks cannot see them."""
+    config = warehouse_on_s3(generated)
+    holder = psycopg2.connect(dsn)
+    with holder.cursor() as cur:
+        cur.execute("LOCK etl_run_lock")
+    runs = [run_in_process(dsn, "etl", "--config", config) for _ in range(2)]
+    deadline = time.time() + 30
+    while time.time() < deadline and query("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")[0][0] < 2:
+        time.sleep(0.1)
+    holder.rollback()
+    holder.close()
+    outputs = [process.communicate(timeout=120)[0] for process in runs]
+    codes = [process.returncode for process in runs]
+    for out in outputs:
+        assert "Traceback" not in out and "1023" not in out and "could not serialize" not in out.lower(), out
+    assert codes.count(0) >= 1, outputs
+    for code, out in zip(codes, outputs, strict=True):
+        assert code == 0 or "another run is loading this warehouse" in out, out
+    duplicated = query(
+        "SELECT COUNT(*) FROM (SELECT songplay_id FROM songplays GROUP BY 1 HAVING COUNT(*) > 1) AS d"
+    )
+    assert duplicated == [(0,)]
+    assert query("SELECT COUNT(*) - COUNT(DISTINCT user_id) FROM users") == [(0,)]
+    assert query("SELECT COUNT(*) - COUNT(DISTINCT start_time) FROM time") == [(0,)]
+
+
+def test_a_second_run_gives_up_after_the_lock_timeout(generated, warehouse_on_s3, run, dsn, tmp_path):
+    config = warehouse_on_s3(generated, ETL_LOCK_TIMEOUT_SECONDS=1)
+    holder = psycopg2.connect(dsn)
+    with holder.cursor() as cur:
+        cur.execute("LOCK etl_run_lock")
+    try:
+        code, out = run(etl, "--config", config)
+    finally:
+        holder.close()
+    assert code == 1
+    assert "error: another run is loading this warehouse; waited 1 s" in out
+    assert "Traceback" not in out
+
+
+# --- Load errors --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def day_with_bad_rows(dataset):
+    """One day of five plays; line 2 has sessionId 'abc', line 4 a userId too large."""
+    from conftest import event, song
+
+    events = [event(1541105830796 + i * 1000, user="7", session=3, item=i) for i in range(5)]
+    events[1]["sessionId"] = "abc"
+    events[3]["userId"] = "99999999999"
+    return dataset(songs=[song("SO1")], days={"2018-11-05": events})
+
+
+def test_a_failed_copy_names_file_line_and_column_and_changes_nothing(
+    day_with_bad_rows, generated, warehouse_on_s3, run, s3, dsn, query
+):
+    config = warehouse_on_s3(generated)
+    assert run(etl, "--config", config)[0] == 0
+    before = fingerprint(dsn)
+    bad_key = "log_data/2018/11/2018-11-05-events.json"
+    s3.upload_file(str(day_with_bad_rows / bad_key), "sparkify-data", bad_key)
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "error: COPY into staging_events failed: Load into table 'staging_events' failed." in out
+    assert "nothing was committed" in out
+    assert f"s3://sparkify-data/{bad_key} line 2, column session_id: error 1207 Invalid digit" in out
+    assert "(value 'abc')" in out
+    assert "Traceback" not in out
+    assert fingerprint(dsn) == before
+    assert query("SELECT dataset, file, line FROM load_rejects") == [
+        ("log_data", f"s3://sparkify-data/{bad_key}", 2)
+    ]
+
+
+def test_serverless_reads_the_documented_load_error_view(day_with_bad_rows, warehouse_on_s3, run):
+    config = warehouse_on_s3(day_with_bad_rows, CLUSTER_SERVERLESS="true")
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "2018-11-05-events.json line 2, column session_id: error 1207 Invalid digit" in out
+    assert "(value" not in out  # sys_load_error_detail keeps no value
+
+
+def test_the_copy_error_still_shows_when_the_load_errors_cannot_be_read(
+    day_with_bad_rows, warehouse_on_s3, run, query
+):
+    config = warehouse_on_s3(day_with_bad_rows)
+    query("ALTER TABLE stl_load_errors RENAME TO stl_load_errors_gone")
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "error: COPY into staging_events failed: Load into table 'staging_events' failed." in out
+    assert "reading the load errors failed" in out
+    assert "Traceback" not in out
+
+
+def test_maxerror_skips_bad_rows_and_records_them_with_the_bad_user_id(
+    day_with_bad_rows, warehouse_on_s3, run, query
+):
+    config = warehouse_on_s3(day_with_bad_rows, ETL_MAXERROR=2)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert query("SELECT COUNT(*) FROM songplays") == [(3,)]
+    assert "staging_events  1 files in 1 COPY, 5 records read, 3 loaded, 2 rejected" in out
+    rejects = query("SELECT dataset, file, line, reason, raw_value FROM load_rejects ORDER BY line")
+    assert rejects[0][:3] == ("log_data", "s3://sparkify-data/log_data/2018/11/2018-11-05-events.json", 2)
+    assert "column session_id: error 1207" in rejects[0][3]
+    assert rejects[1][2] is None and rejects[1][4] == "99999999999"
+    assert "userId '99999999999' is not a whole number from 0 to 2147483647" in rejects[1][3]
+    assert "rejected s3://sparkify-data/log_data/2018/11/2018-11-05-events.json:2: column session_id" in out
+
+
+def test_maxerror_is_the_total_for_the_run(day_with_bad_rows, warehouse_on_s3, run, query):
+    """Each COPY skips at most MAXERROR rows; the run counts them with the bad userIds."""
+    config = warehouse_on_s3(day_with_bad_rows, ETL_MAXERROR=1)
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "2 records rejected, more than [ETL] MAXERROR = 1; nothing was committed" in out
+    assert query("SELECT COUNT(*) FROM songplays") == [(0,)]
+    assert query("SELECT COUNT(*) FROM load_rejects") == [(2,)]
+
+
+@pytest.mark.parametrize("user_id", ["99999999999", "1" * 40, "39.5", "abc", "-3"])
+def test_a_bad_user_id_is_rejected_not_fatal(user_id, dataset, warehouse_on_s3, run, query):
+    from conftest import event, song
+
+    events = [event(1541105830796, user="39", item=0), event(1541105831796, user=user_id, item=1)]
+    config = warehouse_on_s3(dataset(songs=[song("SO1")], days={"2018-11-05": events}), ETL_MAXERROR=1)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert query("SELECT user_id FROM users") == [(39,)]
+    assert query("SELECT COUNT(*) FROM load_rejects WHERE raw_value = %s", (user_id[:32],)) == [(1,)]
+
+
+def test_users_are_one_per_integer_whatever_the_leading_zeros(dataset, warehouse_on_s3, run, query):
+    from conftest import event, song
+
+    events = [
+        event(1541105830796, user="039", item=0, level="free"),
+        event(1541105831796, user="39", item=1, level="paid"),
+    ]
+    config = warehouse_on_s3(dataset(songs=[song("SO1")], days={"2018-11-05": events}))
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert query("SELECT user_id, level FROM users") == [(39, "paid")]
+
+
+# --- Checks Redshift cannot shortcut ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "table, duplicate, check",
+    [
+        ("users", "INSERT INTO users SELECT * FROM users LIMIT 1", "users has one row per (user_id)"),
+        ("songs", "INSERT INTO songs SELECT * FROM songs LIMIT 1", "songs has one row per (song_id)"),
+        (
+            "songplays",
+            "INSERT INTO songplays SELECT * FROM songplays LIMIT 1",
+            "songplays has one row per (songplay_id)",
+        ),
+        ("time", "INSERT INTO time SELECT * FROM time LIMIT 1", "time has one row per (start_time)"),
+    ],
+)
+def test_a_duplicated_key_is_caught_by_the_checks(
+    table, duplicate, check, generated, warehouse_on_s3, run, query
+):
+    config = warehouse_on_s3(generated)
+    assert run(etl, "--config", config)[0] == 0
+    query(duplicate)
+    code, out = run(etl, "--config", config, "--check-only")
+    assert code == 1
+    assert f"check failed: {check}: expected 0, found 1" in out
+
+
+# --- Exactly the data files -------------------------------------------------------------------------
+
+
+def stray_objects(client):
+    for key, body in {
+        "log_data_old/2018/11/2018-11-01-events.json": b'{"page": "NextSong"}',
+        "log_data/2018/11/2018-11-05-events.json.bak": b"not json",
+        "log_data/README.txt": b"notes",
+    }.items():
+        client.put_object(Bucket="sparkify-data", Key=key, Body=body)
+
+
+def test_stray_objects_beside_the_logs_are_not_loaded(generated, warehouse_on_s3, run, s3, query):
+    config = warehouse_on_s3(generated)
+    stray_objects(s3)
+    code, out = run(etl, "--config", config, "--from", "2018-11-05", "--to", "2018-11-05")
+    assert code == 0, out
+    assert "objects ignored (not .json or .json.gz): 2018-11-05-events.json.bak, README.txt" in out
+    in_file = sum(
+        1 for line in (generated / "log_data/2018/11/2018-11-05-events.json").open() if line.strip()
+    )
+    assert query("SELECT COUNT(*) FROM staging_events") == [(in_file,)]
+    assert (
+        s3.list_objects_v2(Bucket="sparkify-staging").get("KeyCount", 0) == 0
+    )  # the run's manifests removed
+
+
+def test_without_a_staging_prefix_stray_objects_are_refused(generated, warehouse_on_s3, run, s3):
+    config = warehouse_on_s3(generated, staging=False)
+    stray_objects(s3)
+    code, out = run(etl, "--config", config, "--from", "2018-11-05", "--to", "2018-11-05")
+    assert code == 2
+    assert "log_data/2018/11/2018-11-05 also holds log_data/2018/11/2018-11-05-events.json.bak" in out
+    assert "STAGING_PREFIX" in out
+
+
+def test_without_a_staging_prefix_the_folder_is_copied_as_a_prefix_ending_in_slash(
+    generated, warehouse_on_s3, run, s3, query
+):
+    config = warehouse_on_s3(generated, staging=False)
+    s3.put_object(Bucket="sparkify-data", Key="log_data_old/2018/11/2018-11-01-events.json", Body=b"{}")
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert query("SELECT COUNT(*) FROM staging_events")[0][0] == sample_data_events(generated)
+
+
+def sample_data_events(folder):
+    return sum(1 for path in Path(folder, "log_data").rglob("*.json") for line in path.open() if line.strip())
+
+
+def test_gzip_logs_are_copied_with_gzip(dataset, warehouse_on_s3, run, query):
+    import gzip
+
+    from conftest import event, song
+
+    plain = "\n".join(json.dumps(event(1541105830796 + i, item=i)) for i in range(3))
+    packed = gzip.compress("\n".join(json.dumps(event(1541205830796 + i, item=i)) for i in range(2)).encode())
+    folder = dataset(
+        songs=[song("SO1")],
+        raw={
+            "log_data/2018/11/2018-11-01-events.json": plain.encode(),
+            "log_data/2018/11/2018-11-02-events.json.gz": packed,
+        },
+    )
+    config = warehouse_on_s3(folder)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert "staging_events  2 files in 2 COPY, 5 records read, 5 loaded, 0 rejected" in out
+    assert query("SELECT COUNT(*) FROM songplays") == [(5,)]
+
+
+def test_packed_songs_load_the_same_rows(generated, warehouse_on_s3, run, dsn):
+    config = warehouse_on_s3(generated)
+    assert run(etl, "--config", config)[0] == 0
+    direct = fingerprint(dsn)
+    text = Path(config).read_text().replace("[S3]\n", "[S3]\nPACK_SONGS = true\n")
+    Path(config).write_text(text)
+    assert run(create_tables, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert "packed 300 song objects into 1 gzip files" in out
+    assert fingerprint(dsn) == direct
+
+
+# --- Regions, owners, config ----------------------------------------------------------------------
+
+
+def test_a_staging_bucket_in_another_region_is_refused(generated, s3, standin, tmp_path, run):
+    upload(s3, "sparkify-data", generated)
+    make_bucket(s3, "sparkify-staging", region="eu-west-1")
+    config = write_rs_config(tmp_path)
+    assert run(create_tables, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config)
+    assert code == 2
+    assert "s3://sparkify-staging/etl is in eu-west-1, but [S3] REGION is us-west-2" in out
+
+
+def test_tables_owned_by_another_user_are_refused_up_front(generated, warehouse_on_s3, run, query):
+    config = warehouse_on_s3(generated)
+    query("DO $$ BEGIN CREATE ROLE someone_else; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    query("ALTER TABLE songs OWNER TO someone_else")
+    try:
+        code, out = run(etl, "--config", config)
+        assert code == 2
+        assert "these tables belong to another user: songs (owner someone_else)" in out
+    finally:
+        query("ALTER TABLE songs OWNER TO CURRENT_USER")
+
+
+def test_a_missing_bucket_is_one_line(s3, standin, tmp_path, run):
+    config = write_rs_config(tmp_path, bucket="no-such-bucket", staging=False)
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    assert "error: listing s3://no-such-bucket/song_data: An error occurred (NoSuchBucket)" in out
+    assert "Traceback" not in out
+
+
+def test_dry_run_locks_first_resets_the_timeout_and_names_manifests(
+    generated, s3, tmp_path, run, monkeypatch
+):
+    from sparkify import warehouse
+
+    monkeypatch.setattr(warehouse, "_open", lambda config: pytest.fail("--dry-run connected"))
+    upload(s3, "sparkify-data", generated)
+    make_bucket(s3, "sparkify-staging")
+    code, out = run(etl, "--config", write_rs_config(tmp_path), "--dry-run")
+    assert code == 0, out
+    statements = [block.split("\n", 1) for block in out.strip().split("\n\n")]
+    lock_at = next(i for i, (what, _) in enumerate(statements) if what == "-- take the run lock")
+    assert [sql for _, sql in statements[lock_at : lock_at + 3]] == [
+        "SET statement_timeout TO 60000;",
+        "LOCK etl_run_lock;",
+        "RESET statement_timeout;",
+    ]
+    assert all("CREATE TABLE" not in sql for _, sql in statements[lock_at:])
+    assert "MANIFEST" in out and "s3://sparkify-staging/etl/runs/<run_id>/log_data.manifest" in out
+    assert "ORDER BY songplay_id" not in out
+
+
+def test_create_tables_locks_first_after_creating_the_lock_table_on_its_own(tmp_path, run):
+    code, out = run(create_tables, "--config", write_rs_config(tmp_path), "--dry-run")
+    assert code == 0, out
+    blocks = [block.split("\n", 1)[1] for block in out.strip().split("\n\n")]
+    create_lock = blocks.index(sql_after("CREATE TABLE IF NOT EXISTS etl_run_lock"))
+    assert blocks[create_lock + 1] == "COMMIT;"
+    assert blocks[create_lock + 2 : create_lock + 5] == [
+        "SET statement_timeout TO 60000;",
+        "LOCK etl_run_lock;",
+        "RESET statement_timeout;",
+    ]
+    assert "PRIMARY KEY" not in out
+
+
+def sql_after(prefix):
+    import sql_queries
+
+    assert sql_queries.RUN_LOCK_TABLE_CREATE.startswith(prefix)
+    return sql_queries.RUN_LOCK_TABLE_CREATE + ";"
+
+
+def test_log_jsonpath_auto_is_refused(tmp_path, run):
+    config = write_rs_config(tmp_path, S3_LOG_JSONPATH="auto")
+    code, out = run(etl, "--config", config)
+    assert code == 2
+    assert "[S3] LOG_JSONPATH cannot be 'auto'" in out
