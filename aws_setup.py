@@ -2,10 +2,12 @@
 
 create: an IAM role Redshift can assume with read-only S3 access; the cluster (waits,
         with progress, until it is available); inbound access to its port from
-        DWH_INGRESS_CIDR only; then writes [CLUSTER] HOST and [IAM_ROLE] ARN back into
-        the config file, keeping everything else in it.
-status: the cluster's state and endpoint, and the role.
-delete: the cluster (waits until it is gone), then the role.
+        DWH_INGRESS_CIDR only; a private staging bucket in [S3] REGION for the run's
+        manifests; then writes [CLUSTER] HOST, [IAM_ROLE] ARN and [S3] STAGING_PREFIX
+        back into the config file, keeping everything else in it.
+status: the cluster's state and endpoint, the role and the staging bucket.
+delete: the cluster (waits until it is gone), the role, and the staging bucket with
+        everything in it.
 Every command can be run again: it says what already exists and does no harm.
 AWS credentials and region come from boto3's usual places (AWS_PROFILE, AWS_REGION,
 ~/.aws/config, AWS_ENDPOINT_URL).
@@ -17,9 +19,11 @@ examples:
   python aws_setup.py delete --config dwh.cfg
 """
 
+import configparser
 import ipaddress
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -28,7 +32,7 @@ import boto3
 import botocore.exceptions
 
 from sparkify import cli
-from sparkify.config import load_dwh_settings
+from sparkify.config import AWS_REGION, load_dwh_settings
 from sparkify.errors import ConfigError, SparkifyError
 from sparkify.output import mask_secrets
 
@@ -45,6 +49,7 @@ ASSUME_ROLE_POLICY = {
         }
     ],
 }
+STAGING_FOLDER = "sparkify"
 WAIT_SECONDS = 30 * 60
 POLL_SECONDS = 15
 
@@ -57,10 +62,14 @@ class Clients:
     """The boto3 clients, from one session (profile, region and endpoint as boto3 finds them)."""
 
     def __init__(self, session=None):
-        session = session or boto3.session.Session()
-        self.iam = session.client("iam")
-        self.redshift = session.client("redshift")
-        self.ec2 = session.client("ec2")
+        self.session = session or boto3.session.Session()
+        self.iam = self.session.client("iam")
+        self.redshift = self.session.client("redshift")
+        self.ec2 = self.session.client("ec2")
+        self.sts = self.session.client("sts")
+
+    def s3(self, region):
+        return self.session.client("s3", region_name=region)
 
 
 # --- The role -------------------------------------------------------------------------------
@@ -212,6 +221,58 @@ def allow_ingress(ec2, cluster, cidr, port):
             log.info("%s already allowed to port %d in security group %s", cidr, port, group)
 
 
+# --- The staging bucket ------------------------------------------------------------------------
+
+
+def staging_bucket_name(settings, sts, region):
+    """DWH_STAGING_BUCKET, else one name per account and region (bucket names are global)."""
+    if settings["DWH_STAGING_BUCKET"]:
+        return settings["DWH_STAGING_BUCKET"]
+    return f"sparkify-staging-{sts.get_caller_identity()['Account']}-{region}"
+
+
+def bucket_exists(s3, bucket):
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except botocore.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchBucket"):
+            return False
+        raise
+
+
+def ensure_staging_bucket(s3, bucket, region):
+    """A private bucket in the data's region: COPY reads manifests only from the REGION it
+    is given (https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-source-s3.html)."""
+    if bucket_exists(s3, bucket):
+        log.info("staging bucket %s already exists", bucket)
+        return
+    location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **location)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    log.info("created staging bucket %s in %s", bucket, region)
+
+
+def delete_staging_bucket(s3, bucket):
+    if not bucket_exists(s3, bucket):
+        log.info("staging bucket %s does not exist", bucket)
+        return
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if objects:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+    s3.delete_bucket(Bucket=bucket)
+    log.info("deleted staging bucket %s", bucket)
+
+
 # --- Writing the config back ------------------------------------------------------------------
 
 
@@ -238,12 +299,14 @@ def set_config_values(text, values):
     return "\n".join(lines) + "\n"
 
 
-def write_back(config_path, host, role_arn):
+def write_back(config_path, values):
+    """values: {(section, key): value}, written into the config file."""
     text = config_path.read_text(encoding="utf-8")
-    updated = set_config_values(text, {("CLUSTER", "HOST"): host, ("IAM_ROLE", "ARN"): role_arn})
+    updated = set_config_values(text, values)
     if updated != text:
         config_path.write_text(updated, encoding="utf-8")
-        log.info("wrote [CLUSTER] HOST and [IAM_ROLE] ARN into %s", config_path)
+        names = ", ".join(f"[{section}] {key}" for section, key in values)
+        log.info("wrote %s into %s", names, config_path)
 
 
 # --- Commands -------------------------------------------------------------------------------
@@ -257,8 +320,18 @@ def create(args, clients):
     ensure_cluster(clients.redshift, settings, role_arn)
     cluster = wait_for(clients.redshift, settings["DWH_CLUSTER_IDENTIFIER"], "available", poll=args.poll)
     allow_ingress(clients.ec2, cluster, cidr, int(settings["DWH_PORT"]))
+    region = data_region(args.config)
+    bucket = staging_bucket_name(settings, clients.sts, region)
+    ensure_staging_bucket(clients.s3(region), bucket, region)
     host = cluster["Endpoint"]["Address"]
-    write_back(args.config, host, role_arn)
+    write_back(
+        args.config,
+        {
+            ("CLUSTER", "HOST"): host,
+            ("IAM_ROLE", "ARN"): role_arn,
+            ("S3", "STAGING_PREFIX"): f"s3://{bucket}/{STAGING_FOLDER}",
+        },
+    )
     log.info(
         "cluster %s is available at %s:%s", settings["DWH_CLUSTER_IDENTIFIER"], host, settings["DWH_PORT"]
     )
@@ -281,12 +354,28 @@ def status(args, clients):
         log.info("cluster %s: does not exist", identifier)
     role_arn = find_role_arn(clients.iam, settings["DWH_IAM_ROLE_NAME"])
     log.info("IAM role %s: %s", settings["DWH_IAM_ROLE_NAME"], role_arn or "does not exist")
+    region = data_region(args.config)
+    bucket = staging_bucket_name(settings, clients.sts, region)
+    found = "exists" if bucket_exists(clients.s3(region), bucket) else "does not exist"
+    log.info("staging bucket %s (%s): %s", bucket, region, found)
 
 
 def delete(args, clients):
     settings = load_dwh_settings(args.config)
     delete_cluster(clients.redshift, settings["DWH_CLUSTER_IDENTIFIER"], poll=args.poll)
     delete_role(clients.iam, settings["DWH_IAM_ROLE_NAME"])
+    region = data_region(args.config)
+    delete_staging_bucket(clients.s3(region), staging_bucket_name(settings, clients.sts, region))
+
+
+def data_region(config_path):
+    """[S3] REGION of the config (the data's region, where the staging bucket must be)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(config_path, encoding="utf-8")
+    region = os.environ.get("SPARKIFY_S3_REGION") or parser.get("S3", "REGION", fallback="") or "us-west-2"
+    if not AWS_REGION.fullmatch(region.strip()):
+        raise ConfigError(f"{config_path}: [S3] REGION is not an AWS region name: {region!r}")
+    return region.strip()
 
 
 COMMANDS = {"create": create, "status": status, "delete": delete}

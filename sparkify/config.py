@@ -270,6 +270,8 @@ DWH_KEYS = (
     Key("DWH", "DWH_DB_PASSWORD", None, (), secret=True),
     Key("DWH", "DWH_PORT", "5439", ()),
     Key("DWH", "DWH_INGRESS_CIDR", None, ()),
+    # Empty: sparkify-staging-<account>-<region>, created by aws_setup.py in [S3] REGION.
+    Key("DWH", "DWH_STAGING_BUCKET", "", ()),
 )
 REDSHIFT_PASSWORD = re.compile(r"(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[!-~]{8,64}")
 IDENTIFIER = re.compile(r"[a-z][a-z0-9-]{0,62}")

@@ -32,6 +32,7 @@ DWH_PORT = 5439
 DWH_INGRESS_CIDR = 203.0.113.7/32
 """
 PASSWORD = "Sparkify-Pw-42"
+BUCKET = "sparkify-staging-123456789012-us-west-2"  # moto's account
 
 
 @pytest.fixture
@@ -70,18 +71,25 @@ def test_create_status_delete_and_delete_again(aws, dwh_config, capsys):
     assert cluster["IamRoles"][0]["IamRoleArn"] == role["Arn"]
     policies = aws.iam.list_attached_role_policies(RoleName="sparkifyS3Read")["AttachedPolicies"]
     assert [p["PolicyArn"] for p in policies] == [aws_setup.S3_READ_POLICY]
+    assert f"created staging bucket {BUCKET} in us-west-2" in out
+    s3 = aws.s3("us-west-2")
+    assert s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == "us-west-2"
+    s3.put_object(Bucket=BUCKET, Key="sparkify/runs/r1/log_data.manifest", Body=b"{}")  # left by a killed run
 
     assert aws_setup.main(["status", "--config", str(dwh_config)], aws) == 0
     out = capsys.readouterr().out
     assert f"cluster sparkify-test: available, endpoint {cluster['Endpoint']['Address']}:5439" in out
     assert f"IAM role sparkifyS3Read: {role['Arn']}" in out
+    assert f"staging bucket {BUCKET} (us-west-2): exists" in out
 
     assert aws_setup.main(["delete", "--config", str(dwh_config), "--poll", "0"], aws) == 0
     out = capsys.readouterr().out
     assert "cluster sparkify-test deleted" in out and "deleted IAM role sparkifyS3Read" in out
+    assert f"deleted staging bucket {BUCKET}" in out
     assert aws_setup.main(["delete", "--config", str(dwh_config), "--poll", "0"], aws) == 0
     out = capsys.readouterr().out
     assert "cluster sparkify-test does not exist" in out and "IAM role sparkifyS3Read does not exist" in out
+    assert f"staging bucket {BUCKET} does not exist" in out
 
 
 def test_create_twice_says_what_exists(aws, dwh_config, capsys):
@@ -92,6 +100,7 @@ def test_create_twice_says_what_exists(aws, dwh_config, capsys):
     assert "IAM role sparkifyS3Read already exists" in out
     assert "cluster sparkify-test already exists (available)" in out
     assert "203.0.113.7/32 already allowed to port 5439" in out
+    assert f"staging bucket {BUCKET} already exists" in out
     assert len(aws.redshift.describe_clusters()["Clusters"]) == 1
 
 
@@ -101,8 +110,18 @@ def test_create_writes_host_and_role_into_the_config_keeping_the_rest(aws, dwh_c
     cluster = aws.redshift.describe_clusters(ClusterIdentifier="sparkify-test")["Clusters"][0]
     assert f"HOST = {cluster['Endpoint']['Address']}" in text
     assert f"ARN = {aws.iam.get_role(RoleName='sparkifyS3Read')['Role']['Arn']}" in text
+    assert f"STAGING_PREFIX = s3://{BUCKET}/sparkify" in text
     assert text.startswith("# my warehouse — comments and order must survive aws_setup.py\n[ETL]")
     assert text.count("[CLUSTER]") == 1 and "DB_NAME = sparkify" in text and "DWH_NUM_NODES = 2" in text
+
+
+def test_the_staging_bucket_is_made_in_the_datas_region(aws, dwh_config):
+    dwh_config.write_text(dwh_config.read_text() + "\n[S3]\nREGION = eu-west-1\n")
+    assert aws_setup.main(["create", "--config", str(dwh_config), "--poll", "0"], aws) == 0
+    bucket = "sparkify-staging-123456789012-eu-west-1"
+    location = aws.s3("eu-west-1").get_bucket_location(Bucket=bucket)["LocationConstraint"]
+    assert location == "eu-west-1"
+    assert f"STAGING_PREFIX = s3://{bucket}/sparkify" in dwh_config.read_text()
 
 
 def test_set_config_values_adds_missing_sections_and_keys():
