@@ -30,7 +30,7 @@ from sparkify.jsonfiles import list_data_files
 from sparkify.output import mask_secrets, masked, table
 from sparkify.redshift import CopyFailed
 from sparkify.s3source import local_sources
-from sparkify.staging import RejectSink, read_jsonpaths, stage_dataset, staging_columns
+from sparkify.staging import RejectSink, mixes_notations, read_jsonpaths, stage_dataset, staging_columns
 
 log = logging.getLogger("sparkify")
 
@@ -72,7 +72,10 @@ class LocalDataset(NamedTuple):
 def local_datasets(sources, window):
     """The two local datasets, songs first (the transform needs the whole catalogue).
     sources: {SONG_DATA, LOG_DATA, LOG_JSONPATH: local path}."""
-    event_columns = staging_columns(sql_queries.STAGING_EVENTS, read_jsonpaths(sources["LOG_JSONPATH"]))
+    paths = read_jsonpaths(sources["LOG_JSONPATH"])
+    if mixes_notations(paths):
+        log.warning("%-15s   the JSONPaths file mixes bracket and dot notation; Redshift refuses it", "")
+    event_columns = staging_columns(sql_queries.STAGING_EVENTS, paths)
     song_columns = staging_columns(sql_queries.STAGING_SONGS)
     return (
         LocalDataset("song_data", sql_queries.STAGING_SONGS, sources["SONG_DATA"], song_columns, None),
@@ -104,6 +107,25 @@ def stage_local(cursor, config, window, rejects, seconds_by_phase):
     return results
 
 
+# What the local loader accepts that Redshift's COPY would load differently or refuse,
+# so that a local run predicts production (README: "Local and Redshift").
+REDSHIFT_DIFFERENCES = (
+    ("repaired", "text values repaired (double-encoded UTF-8); Redshift loads them as they are"),
+    ("nul_removed", "text values with NUL characters removed; Redshift's COPY reads NUL as a record's end"),
+    (
+        "decimal_integers",
+        "whole numbers written with a decimal point (7.0); not documented to load on Redshift",
+    ),
+)
+
+
+def report_redshift_differences(counters):
+    for name, what in REDSHIFT_DIFFERENCES:
+        count = getattr(counters, name)
+        if count:
+            log.info("%-15s   %d %s", "", count, what)
+
+
 def report_staging(dataset, staging_table, counters, seconds):
     log.info(
         "%-15s %d files, %d records read, %d loaded, %d rejected (%.2f s)",
@@ -115,9 +137,7 @@ def report_staging(dataset, staging_table, counters, seconds):
         seconds,
     )
     notes = [
-        (counters.repaired, "text values repaired (double-encoded UTF-8)"),
         (counters.truncated, "text values truncated to the column width"),
-        (counters.nul_removed, "text values with NUL characters removed"),
         (counters.empty_files, "files held no records"),
         (counters.outside_window, "files outside --from/--to skipped"),
         (
@@ -129,6 +149,7 @@ def report_staging(dataset, staging_table, counters, seconds):
     for count, what in notes:
         if count:
             log.info("%-15s   %d %s", "", count, what)
+    report_redshift_differences(counters)
     if counters.files == 0:
         log.warning("%s: no data files found", dataset)
 

@@ -71,6 +71,7 @@ class Counters:
         self.truncated = 0
         self.repaired = 0
         self.nul_removed = 0
+        self.decimal_integers = 0  # 7.0 or "7.0" loaded as 7
         self.empty_files = 0
         self.ignored = []  # files skipped for their extension
         self.outside_window = 0  # files skipped by --from/--to
@@ -113,6 +114,15 @@ def staging_columns(table, paths=None):
 
 
 JSONPATH_STEP = re.compile(r"""\[\s*'([^']*)'\s*\]|\[\s*"([^"]*)"\s*\]|\.([A-Za-z_][\w]*)|\[(\d+)\]""")
+
+
+def mixes_notations(paths):
+    """Does a JSONPaths list mix bracket ($['a']) and dot ($.a) notation? Redshift refuses
+    such a file (https://docs.aws.amazon.com/redshift/latest/dg/copy-usage_notes-copy-from-json.html);
+    the local loader reads it."""
+    brackets = any("[" in text for text, _ in paths)
+    dots = any(re.search(r"(^\$|\])\.", text) for text, _ in paths)
+    return brackets and dots
 
 
 def read_jsonpaths(path):
@@ -245,6 +255,10 @@ def _to_text(value, column):
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _written_as_decimal(value):
+    return type(value) is float or (isinstance(value, str) and "." in value)
+
+
 def _short(value):
     text = repr(value)
     return text if len(text) <= 60 else text[:60] + "…"
@@ -314,6 +328,8 @@ class RowConverter:
         raw = _lookup(obj, column.path)
         try:
             value = None if raw is None else CONVERTERS[column.kind](raw, column)
+            if column.kind in ("integer", "timestamp") and _written_as_decimal(raw):
+                self.counters.decimal_integers += 1
             if value is not None and column.kind == "text":
                 value = self._clean_text(value, column)
         except BadValue as error:

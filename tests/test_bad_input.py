@@ -8,6 +8,7 @@ from conftest import event, song
 
 import create_tables
 import etl
+import sample_data
 
 NOV_1 = 1541030400000
 LOG_FILE = "log_data/2018/11/2018-11-01-events.json"
@@ -158,6 +159,29 @@ def test_nul_characters_are_removed_and_counted(load_raw, query):
     assert code == 0
     assert query("SELECT song FROM staging_events" + MINE) == [("NoDoubt",)]
     assert "1 text values with NUL characters removed" in out
+
+
+def test_what_redshift_would_load_differently_is_counted_by_kind(load_raw):
+    code, out = load_raw(
+        lines(
+            event(NOV_1, sessionId=7.0, song="No\u0000Doubt"),
+            event(NOV_1 + 1, itemInSession="3.0", artist="Bj\u00c3\u00b6rk"),
+        )
+    )
+    assert code == 0, out
+    assert "2 whole numbers written with a decimal point (7.0); not documented to load on Redshift" in out
+    assert "1 text values with NUL characters removed; Redshift's COPY reads NUL as a record's end" in out
+    assert "1 text values repaired (double-encoded UTF-8); Redshift loads them as they are" in out
+
+
+def test_a_jsonpaths_file_redshift_would_refuse_is_named(dataset, load):
+    folder = dataset(songs=[song("SO1")], days={"2018-11-01": [event(NOV_1)]})
+    paths = [
+        f"$.{field}" if index == 0 else f"$['{field}']" for index, field in enumerate(sample_data.JSONPATHS)
+    ]
+    (folder / "log_json_path.json").write_text(json.dumps({"jsonpaths": paths}))
+    out = load(folder)
+    assert "the JSONPaths file mixes bracket and dot notation; Redshift refuses it" in out
 
 
 def test_raw_nul_byte_in_a_line_is_rejected(load_raw, query):
