@@ -172,7 +172,8 @@ def prepare_redshift(conn, config, window, run_id):
     with warehouse.database_errors_as("preparing the run"), warehouse.transaction(conn) as cur:
         warehouse.check_table_owners(cur)
         cur.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
-        cur.execute(sql_queries.SERVER_NOW_SQL)
+        for statement in sql_queries.SERVER_NOW_STATEMENTS:
+            cur.execute(statement)
         since = cur.fetchone()[0]
     return RedshiftRun(client, copies, listings, since)
 
@@ -347,7 +348,10 @@ def planned_redshift_preparation():
     return [
         ("before the run: tables this user does not own", sql_queries.TABLES_OWNED_BY_OTHERS_SQL),
         ("before the run: the lock's table", sql_queries.RUN_LOCK_TABLE_CREATE),
-        ("before the run: the server's clock, to read this run's load errors", sql_queries.SERVER_NOW_SQL),
+        *(
+            ("before the run: the server's clock in UTC, to read this run's load errors", statement)
+            for statement in sql_queries.SERVER_NOW_STATEMENTS
+        ),
         ("before the run", "COMMIT"),
     ]
 

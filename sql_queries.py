@@ -304,11 +304,16 @@ def copy_songs_sql(source, iam_role, region, max_errors, manifest=False, gzip=Fa
 # the errors of a failed COPY are read after the rollback
 # (https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_ID.html). GETDATE() is
 # the statement's start, in seconds (https://docs.aws.amazon.com/redshift/latest/dg/r_GETDATE.html).
-SERVER_NOW_SQL = "SELECT GETDATE()"
+# In UTC, as the load-error logs' start times are: GETDATE() is in the session's time
+# zone, which a user's own setting may change.
+SERVER_NOW_STATEMENTS = ("SET timezone TO 'UTC'", "SELECT GETDATE()")
 
 # The rows this session's COPYs skipped or failed on since a time (a run has one
 # session, and its own start time guards against a reused session id). Columns as
 # documented: https://docs.aws.amazon.com/redshift/latest/dg/r_STL_LOAD_ERRORS.html
+# stl_load_errors holds only loads run on the main cluster; COPY with STATUPDATE ON is
+# never sent to a concurrency scaling cluster
+# (https://docs.aws.amazon.com/redshift/latest/dg/concurrency-scaling.html).
 LOAD_ERRORS_SQL = """
 SELECT
     TRIM(filename),
@@ -342,12 +347,14 @@ ORDER BY start_time, file_name, line_number
 # Redshift's COPY loads any text into the VARCHAR user_id, and the transform casts it to
 # INTEGER: one bad value would abort the whole run. Such events are rejected as the
 # local loader rejects them: a userId is digits, 0 … 2147483647 (leading zeros allowed).
+# "No character but a digit" needs no ^/$ anchors, which Redshift may read as line ends.
 # (POSIX ~ and LTRIM(text, characters) are both Redshift and PostgreSQL:
 # https://docs.aws.amazon.com/redshift/latest/dg/pattern-matching-conditions-posix.html,
 # https://docs.aws.amazon.com/redshift/latest/dg/r_LTRIM.html.)
 INVALID_USER_ID = """user_id IS NOT NULL
   AND NOT (
-      user_id ~ '^[0-9]+$'
+      user_id <> ''
+      AND user_id !~ '[^0-9]'
       AND (
           LENGTH(LTRIM(user_id, '0')) < 10
           OR (LENGTH(LTRIM(user_id, '0')) = 10 AND LTRIM(user_id, '0') <= '2147483647')

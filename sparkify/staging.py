@@ -424,7 +424,7 @@ class RejectSink:
         self.count += 1
         if len(self.first) < 10:
             self.first.append(f"{file}:{line}: {reason}" if line is not None else f"{file}: {reason}")
-        cells = [dataset, str(file)[:1024], reason[:1024], (raw or "")[:1024]]
+        cells = [dataset, _fit(str(file)), _fit(reason), _fit(raw or "")]
         dataset, file, reason, raw = (cell.replace("\x00", "").translate(COPY_ESCAPES) for cell in cells)
         line = NULL if line is None else str(line)
         self.spool.write(self.prefix + "\t".join((dataset, file, line, reason, raw)) + "\n")
@@ -447,6 +447,13 @@ class RejectSink:
 
     def close(self):
         self.spool.close()
+
+
+def _fit(text, width=1024):
+    """At most `width` bytes of UTF-8, as load_rejects' VARCHAR(1024) holds on both engines
+    (Redshift counts bytes, and an INSERT of a longer value fails)."""
+    encoded = text.encode("utf-8", "backslashreplace")
+    return text if len(encoded) <= width else encoded[:width].decode("utf-8", "ignore")
 
 
 COPY_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}

@@ -59,7 +59,7 @@ def redshift_statements():
     yield from (sql for _, sql, _ in sql_queries.QUALITY_CHECKS)
     yield from sql_queries.run_lock_statements(engine, 60)
     yield sql_queries.RUN_LOCK_TABLE_CREATE
-    yield sql_queries.SERVER_NOW_SQL
+    yield from sql_queries.SERVER_NOW_STATEMENTS
     yield sql_queries.LOAD_ERRORS_SQL
     yield sql_queries.SERVERLESS_LOAD_ERRORS_SQL
     yield sql_queries.INVALID_USER_ID_EVENTS_SELECT
