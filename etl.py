@@ -8,6 +8,7 @@ rows already there.
 examples:
   python etl.py --config dwh.cfg
   python etl.py --config dwh.cfg --from 2018-11-05 --to 2018-11-05   # one day's log
+  python etl.py --config dwh.cfg --full-refresh                      # stage every file again
   python etl.py --config dwh.cfg --check-only                        # checks, no load
   python etl.py --config dwh.cfg --dry-run                           # the SQL, nothing run
 """
@@ -22,7 +23,7 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import sql_queries
-from sparkify import cli, redshift, redshift_load, warehouse
+from sparkify import cli, ledger, redshift, redshift_load, warehouse
 from sparkify.checks import all_checks, run_checks
 from sparkify.config import LOCAL, REDSHIFT, load_config
 from sparkify.errors import ChecksFailed, DatabaseError, DataError, UsageError
@@ -83,14 +84,15 @@ def local_datasets(sources, window):
     )
 
 
-def stage_local(cursor, config, window, rejects, seconds_by_phase):
+def stage_local(cursor, config, window, run, seconds_by_phase):
     """Refresh both staging tables from local folders (s3:// sources are downloaded
-    first); returns {dataset: Counters}."""
+    first) with the files the ledger does not hold yet; returns {dataset: Counters}."""
     results = {}
     with local_sources(config, window) as sources:
         for dataset in local_datasets(sources, window):
             with timed(seconds_by_phase, f"stage {dataset.table.name}") as elapsed:
                 cursor.execute(sql_queries.empty_staging_sql(dataset.table, LOCAL))
+                choose = LedgerChoice(cursor, dataset, run.full_refresh)
                 counters = stage_dataset(
                     cursor,
                     dataset.name,
@@ -99,12 +101,59 @@ def stage_local(cursor, config, window, rejects, seconds_by_phase):
                     dataset.columns,
                     dataset.window,
                     config.repair_mojibake,
-                    rejects,
+                    run.rejects,
                     workers=os.cpu_count() or 1,
+                    choose=choose,
+                )
+                identity = local_identity(dataset.root, counters.listing)
+                ledger.record(
+                    cursor,
+                    LOCAL,
+                    (
+                        (dataset.name, *identity(item), run.run_id, counters.records.get(item[0], 0))
+                        for item in choose.selection.staged
+                    ),
                 )
             report_staging(dataset.name, dataset.table, counters, elapsed())
+            report_selection(choose.selection, run.full_refresh)
             results[dataset.name] = counters
     return results
+
+
+class LedgerChoice:
+    """choose(listing) -> the files to stage; remembers the ledger's Selection."""
+
+    def __init__(self, cursor, dataset, full_refresh):
+        self.known = ledger.loaded_versions(cursor, dataset.name)
+        self.root, self.full_refresh, self.selection = dataset.root, full_refresh, None
+
+    def __call__(self, listing):
+        identity = local_identity(self.root, listing)
+        self.selection = ledger.select(listing.files, identity, self.known, self.full_refresh)
+        return self.selection.staged
+
+
+def local_identity(root, listing):
+    """item (path, size) -> (file relative to the dataset's folder, size, mtime in ns)."""
+    base = root if os.path.isdir(root) else os.path.dirname(root)
+
+    def identity(item):
+        path, size = item
+        return os.path.relpath(path, base), size, str(listing.modified[path])
+
+    return identity
+
+
+def report_selection(selection, full_refresh):
+    skipped = "staged again (--full-refresh)" if full_refresh else "skipped"
+    log.info(
+        "%-15s   %d new files, %d changed, %d already loaded (%s)",
+        "",
+        selection.new,
+        selection.changed,
+        selection.already_loaded,
+        skipped,
+    )
 
 
 # What the local loader accepts that Redshift's COPY would load differently or refuse,
@@ -158,29 +207,34 @@ class RedshiftRun(NamedTuple):
     """What a Redshift run prepares before its transaction."""
 
     client: object  # boto3 S3 client
-    copies: list  # redshift.PlannedCopy, in run order
-    listings: dict  # dataset -> redshift.DataKeys
+    listings: dict  # dataset -> redshift.DataKeys: the data files under each folder
     since: object  # the server's clock at the start: load errors are read from then on
 
 
-def prepare_redshift(conn, config, window, run_id):
-    """List S3, write the manifests, make sure the lock's table exists (committed on its
-    own, so the run's transaction can begin with LOCK) and note the server's clock."""
+def prepare_redshift(conn, config, window):
+    """List S3, make sure the lock's table exists (committed on its own, so the run's
+    transaction can begin with LOCK) and note the server's clock."""
     client = redshift_load.s3_client(config)
-    copies, listings = redshift_load.plan(client, config, window, run_id)
-    redshift_load.write_sources(client, copies)
+    listings = redshift_load.list_sources(client, config, window)
     with warehouse.database_errors_as("preparing the run"), warehouse.transaction(conn) as cur:
         warehouse.check_table_owners(cur)
         cur.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
         for statement in sql_queries.SERVER_NOW_STATEMENTS:
             cur.execute(statement)
         since = cur.fetchone()[0]
-    return RedshiftRun(client, copies, listings, since)
+    return RedshiftRun(client, listings, since)
 
 
-def stage_redshift(cursor, config, prepared, rejects, seconds_by_phase):
+def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
+    """Inside the run's transaction, after the lock: the ledger picks the new and changed
+    keys, their manifests are written, and the COPYs run."""
     with timed(seconds_by_phase, "stage") as elapsed:
-        results = redshift_load.stage(cursor, config, prepared.copies, prepared.since, rejects)
+        selections = redshift_load.select_new(cursor, config, prepared.listings, run.full_refresh)
+        listings = {name: prepared.listings[name]._replace(files=s.staged) for name, s in selections.items()}
+        copies = redshift.plan_copies(config, listings, run.run_id)
+        redshift_load.write_sources(prepared.client, copies)
+        results = redshift_load.stage(cursor, config, copies, prepared.since, run.rejects)
+        redshift_load.record_in_ledger(cursor, listings, run.run_id)
     for dataset, staging_table in (
         ("song_data", sql_queries.STAGING_SONGS),
         ("log_data", sql_queries.STAGING_EVENTS),
@@ -196,7 +250,8 @@ def stage_redshift(cursor, config, prepared, rejects, seconds_by_phase):
             result.rejected,
         )
         redshift_load.report_listing(dataset, prepared.listings[dataset])
-    log.info("%-15s %.2f s for both COPYs and their load errors", "staging", elapsed())
+        report_selection(selections[dataset], run.full_refresh)
+    log.info("%-15s %.2f s for the COPYs and their load errors", "staging", elapsed())
     return results
 
 
@@ -243,14 +298,21 @@ def new_run_id():
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
 
 
-def load(conn, config, window):
+class Run(NamedTuple):
+    run_id: str
+    rejects: RejectSink
+    full_refresh: bool  # stage every file again, whatever the ledger says
+
+
+def load(conn, config, window, full_refresh=False):
     """Stage, transform and check in one transaction; returns a RunReport."""
     run_id = new_run_id()
     rejects = RejectSink(run_id, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+    run = Run(run_id, rejects, full_refresh)
     seconds, staging, prepared = {}, {}, None
     try:
         if config.target != LOCAL:
-            prepared = prepare_redshift(conn, config, window, run_id)
+            prepared = prepare_redshift(conn, config, window)
         with (
             explained_copy_failures(conn, config, prepared, rejects),
             warehouse.database_errors_as("the load"),
@@ -261,9 +323,9 @@ def load(conn, config, window):
             if config.target == LOCAL:
                 for setting in sql_queries.POSTGRES_RUN_SETTINGS:
                     cur.execute(setting)
-                staging = stage_local(cur, config, window, rejects, seconds)
+                staging = stage_local(cur, config, window, run, seconds)
             else:
-                staging = stage_redshift(cur, config, prepared, rejects, seconds)
+                staging = stage_redshift(cur, config, prepared, run, seconds)
             enforce_max_errors(rejects, config.max_errors)
             with timed(seconds, "transform"):
                 transform(cur, config.target)
@@ -426,7 +488,7 @@ def run_etl(args):
         if args.check_only:
             check_only(conn, config)
         else:
-            load(conn, config, window)
+            load(conn, config, window, full_refresh=args.full_refresh)
     finally:
         conn.close()
 
@@ -441,6 +503,12 @@ def build_parser():
     )
     parser.add_argument(
         "--to", dest="last_day", metavar="YYYY-MM-DD", help="load only log files of this day or earlier"
+    )
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="stage every file again, even those the ledger (loaded_files) holds; the star "
+        "tables are kept and merged as on any run",
     )
     parser.add_argument(
         "--check-only",

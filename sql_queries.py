@@ -130,6 +130,8 @@ SONGS = Table(
         ("artist_id", "VARCHAR(32) NOT NULL"),
         ("year", "INTEGER"),
         ("duration", "DOUBLE PRECISION"),
+        # The artist's name as spelt in this song's own record: plays match on it.
+        ("artist_name", "VARCHAR(512)"),
     ),
     keys=("PRIMARY KEY (song_id)",),
     redshift_layout="DISTSTYLE ALL SORTKEY(song_id)",
@@ -179,13 +181,31 @@ LOAD_REJECTS = Table(
     ),
 )
 
+# Every data file a run has staged, so later runs stage only what is new or changed.
+# A file is its path relative to the dataset's folder (S3: its key) and a version: the
+# modification time in nanoseconds locally, the ETag on S3. Written in the run's
+# transaction: a run that rolls back has loaded nothing.
+LOADED_FILES = Table(
+    name="loaded_files",
+    columns=(
+        ("dataset", "VARCHAR(16) NOT NULL"),
+        ("file", "VARCHAR(1024) NOT NULL"),
+        ("size", "BIGINT NOT NULL"),
+        ("version", "VARCHAR(64) NOT NULL"),
+        ("run_id", "VARCHAR(32) NOT NULL"),
+        ("records", "INTEGER"),  # records read from it (NULL on Redshift: COPY does not say)
+    ),
+    keys=("PRIMARY KEY (dataset, file)",),
+    redshift_layout="DISTSTYLE ALL",
+)
+
 STAGING_TABLES = (STAGING_EVENTS, STAGING_SONGS)
 STAR_TABLES = (SONGPLAYS, USERS, SONGS, ARTISTS, TIME)
 
 
 # The tables create_tables.py drops and recreates, in creation order, on both engines
 # (the run lock's table is created once and never dropped).
-ALL_TABLES = STAGING_TABLES + STAR_TABLES + (LOAD_REJECTS,)
+ALL_TABLES = STAGING_TABLES + STAR_TABLES + (LOAD_REJECTS, LOADED_FILES)
 
 
 def create_table_sql(table, engine):
@@ -394,8 +414,9 @@ ORDER BY tablename
 
 # --- Transform: staging → star, the same text on both engines. ----------------------------
 
-# A play is a NextSong event by a known user; it is matched to the song with the same
-# title and artist name, and among several such songs to the one whose duration is
+# A play is a NextSong event by a known user; it is matched, in the warehouse's
+# catalogue, to the song with the same title and artist name (as spelt in that song's
+# own record), and among several such songs to the one whose duration is
 # closest to the event's length (ties: smallest song_id). songplay_id is the MD5 of the
 # natural key (user, session, item in session, start time): one row per natural key,
 # even when staging holds the same event twice, and the same id on every load.
@@ -444,7 +465,7 @@ plays_with_best_song AS (
                 p.user_agent
         ) AS preference
     FROM plays AS p
-    LEFT JOIN staging_songs AS s
+    LEFT JOIN songs AS s
         ON s.title = p.song
        AND s.artist_name = p.artist
 )
@@ -561,14 +582,16 @@ INSERT INTO songs (
     title,
     artist_id,
     year,
-    duration
+    duration,
+    artist_name
 )
 SELECT
     song_id,
     title,
     artist_id,
     NULLIF(year, 0),
-    duration
+    duration,
+    artist_name
 FROM (
     SELECT
         s.*,
@@ -660,7 +683,11 @@ ORDER BY new_times.start_time
 """
 
 # (table, statement) in run order.
+# (table, statement) in run order. Songs go first: plays are matched against the
+# catalogue in the warehouse, which a run without new song files does not stage again.
 TRANSFORM_STEPS = (
+    ("songs", SONGS_INSERT),
+    ("artists", ARTISTS_INSERT),
     ("new_songplays", NEW_SONGPLAYS_DROP),
     ("new_songplays", NEW_SONGPLAYS_CREATE),
     ("songplays", SONGPLAYS_INSERT),
@@ -668,8 +695,6 @@ TRANSFORM_STEPS = (
     ("latest_user_events", LATEST_USER_EVENTS_CREATE),
     ("users", USERS_DELETE_OUTDATED),
     ("users", USERS_INSERT),
-    ("songs", SONGS_INSERT),
-    ("artists", ARTISTS_INSERT),
     ("time", TIME_INSERT),
 )
 
@@ -802,4 +827,38 @@ QUALITY_CHECKS = (
     _relationship_check("artist_id", "artists", "artist_id"),
     STAGED_PLAYS_MISSING_CHECK,
     *((f"{table.name} is not empty", count_rows_sql(table), "> 0") for table in STAR_TABLES),
+)
+
+
+# --- The ledger of loaded files. --------------------------------------------------------
+
+LOADED_FILES_SELECT = """
+SELECT
+    file,
+    size,
+    version
+FROM loaded_files
+WHERE dataset = %s
+"""
+
+# This run's files go through a temporary table: a changed (or, with --full-refresh,
+# every) file's old row is replaced in one statement, not one per file.
+NEW_LOADED_FILES_CREATE = "CREATE TEMP TABLE new_loaded_files (LIKE loaded_files)"
+
+LOADED_FILES_REPLACE = (
+    """
+DELETE FROM loaded_files
+USING new_loaded_files
+WHERE loaded_files.dataset = new_loaded_files.dataset
+  AND loaded_files.file = new_loaded_files.file
+""",
+    f"""
+INSERT INTO loaded_files (
+    {", ".join(LOADED_FILES.column_names)}
+)
+SELECT
+    {", ".join(LOADED_FILES.column_names)}
+FROM new_loaded_files
+""",
+    "DROP TABLE new_loaded_files",
 )

@@ -41,6 +41,7 @@ class FileListing(NamedTuple):
     files: list  # data files to load, sorted
     ignored: list  # files skipped because of their extension
     outside_window: int  # data files skipped by --from/--to
+    modified: dict  # path -> modification time in nanoseconds, of the data files
 
 
 def list_data_files(root, window=None):
@@ -50,8 +51,8 @@ def list_data_files(root, window=None):
     None; a file belongs to the day in its name (log_data/2018/11/2018-11-05-events.json).
     Without a day in the name it is outside any window.
     """
-    files, ignored, outside = [], [], 0
-    for path, size in _walk(str(root)):
+    files, ignored, outside, modified = [], [], 0, {}
+    for path, size, mtime_ns in _walk(str(root)):
         name = os.path.basename(path)
         if not name.endswith(DATA_SUFFIXES):
             ignored.append(path)
@@ -59,13 +60,16 @@ def list_data_files(root, window=None):
             outside += 1
         else:
             files.append((path, size))
-    return FileListing(files, ignored, outside)
+            modified[path] = mtime_ns
+    return FileListing(files, ignored, outside, modified)
 
 
 def _walk(root):
-    """(path, size) of every file under root, sorted; os.scandir keeps 100,000 files fast."""
+    """(path, size, mtime_ns) of every file under root, sorted; os.scandir keeps 100,000
+    files fast."""
     if os.path.isfile(root):
-        return [(root, os.path.getsize(root))]
+        stat = os.stat(root)
+        return [(root, stat.st_size, stat.st_mtime_ns)]
     found = []
     pending = [root]
     while pending:
@@ -74,7 +78,8 @@ def _walk(root):
                 if entry.is_dir(follow_symlinks=True):
                     pending.append(entry.path)
                 elif entry.is_file(follow_symlinks=True):
-                    found.append((entry.path, entry.stat().st_size))
+                    stat = entry.stat()
+                    found.append((entry.path, stat.st_size, stat.st_mtime_ns))
     return sorted(found)
 
 

@@ -16,7 +16,7 @@ import boto3
 import psycopg2
 
 import sql_queries
-from sparkify import redshift
+from sparkify import ledger, redshift
 from sparkify.jsonfiles import DATA_SUFFIXES
 from sparkify.redshift import CopyFailed, aws_errors_as
 from sparkify.songpack import pack_songs
@@ -37,26 +37,50 @@ def s3_client(config):
 
 
 def list_sources(client, config, window):
-    """{dataset: DataKeys}: the data files the run loads, as the local loader picks them."""
+    """{dataset: DataKeys}: the data files under each folder, as the local loader picks
+    them; every bucket a COPY reads is checked to be in [S3] REGION."""
     listings = {}
     for dataset, key, days in (("song_data", "SONG_DATA", None), ("log_data", "LOG_DATA", window)):
         url = config.get("S3", key)
         with aws_errors_as(f"listing {url}"):
             listings[dataset] = redshift.list_data_keys(client, url, days)
-    return listings
-
-
-def plan(client, config, window, run_id):
-    """(copies, listings) of a run: nothing is written yet."""
-    listings = list_sources(client, config, window)
-    copies = redshift.plan_copies(config, listings, run_id)
     staging_prefix = config.get("S3", "STAGING_PREFIX")
     urls = [config.get("S3", key) for key in ("SONG_DATA", "LOG_DATA", "LOG_JSONPATH")]
     with aws_errors_as("reading the buckets' regions"):
         redshift.check_regions(
             client, config.get("S3", "REGION"), urls + ([staging_prefix] if staging_prefix else [])
         )
-    return copies, listings
+    return listings
+
+
+def plan(client, config, window, run_id):
+    """(copies, listings) of a run as if nothing were loaded yet (--dry-run)."""
+    listings = list_sources(client, config, window)
+    return redshift.plan_copies(config, listings, run_id), listings
+
+
+def select_new(cursor, config, listings, full_refresh):
+    """{dataset: ledger.Selection}: the keys not loaded before, or changed (ETag).
+    Without STAGING_PREFIX a COPY reads a whole prefix, so every key is staged."""
+    selections = {}
+    for dataset, listing in listings.items():
+        known = ledger.loaded_versions(cursor, dataset)
+        everything = full_refresh or not config.get("S3", "STAGING_PREFIX")
+        selections[dataset] = ledger.select(listing.files, s3_identity, known, everything)
+    return selections
+
+
+def s3_identity(item):
+    return item.key, item.size, item.etag
+
+
+def record_in_ledger(cursor, listings, run_id):
+    rows = (
+        (dataset, *s3_identity(item), run_id, None)
+        for dataset, listing in listings.items()
+        for item in listing.files
+    )
+    ledger.record(cursor, sql_queries.REDSHIFT, rows)
 
 
 def write_sources(client, copies):

@@ -449,6 +449,11 @@ class RejectSink:
         self.spool.close()
 
 
+def copy_text_line(cells):
+    """One row in COPY text format (None is NULL)."""
+    return "\t".join(NULL if cell is None else str(cell).translate(COPY_ESCAPES) for cell in cells) + "\n"
+
+
 def _fit(text, width=1024):
     """At most `width` bytes of UTF-8, as load_rejects' VARCHAR(1024) holds on both engines
     (Redshift counts bytes, and an INSERT of a longer value fails)."""
@@ -470,7 +475,7 @@ class TaskResult(NamedTuple):
     copy_text: bytes
     counts: dict
     rejects: list  # (piece index, shown name, line within the piece, reason, raw)
-    piece_lines: list  # (path, lines in the piece; 0 for a whole file), one per piece
+    piece_lines: list  # (path, lines in the piece (0 for a whole file), records), one per piece
 
 
 def plan_tasks(files, display_root):
@@ -505,7 +510,7 @@ def convert_task(task, columns, repair):
         if start == 0:
             counters.files += 1
         data = read_whole(path) if end is None else read_piece(path, start, end)
-        piece_lines.append((path, 0 if end is None else data.count(b"\n")))
+        piece_lines.append([path, 0 if end is None else data.count(b"\n"), 0])
         for item in read_records(path, data):
             if type(item) is Record:  # noqa: E721 - exact type, on the hot path
                 try:
@@ -516,7 +521,8 @@ def convert_task(task, columns, repair):
             else:
                 reason, raw = item.reason, item.raw
             rejects.append((index, shown, item.line, reason, raw))
-        if len(lines) + len(rejects) == records_before and end is None:
+        piece_lines[-1][2] = len(lines) + len(rejects) - records_before
+        if piece_lines[-1][2] == 0 and end is None:
             counters.empty_files += 1
     counters.loaded, counters.rejected = len(lines), len(rejects)
     counters.read = counters.loaded + counters.rejected
@@ -563,12 +569,17 @@ def converted_results(tasks, columns, repair, workers):
             yield in_flight.popleft().get()
 
 
-def stage_dataset(cursor, dataset, table, root, columns, window, repair, rejects, workers=1):
+def stage_dataset(
+    cursor, dataset, table, root, columns, window, repair, rejects, workers=1, choose=lambda files: files
+):
     """Load one staging table, just emptied by TRUNCATE in this transaction, from the
-    files under root; returns its Counters."""
+    files under root that choose(listing) keeps (the ledger's new and changed files);
+    returns its Counters, with .listing and .records (path -> records read)."""
     listing = list_data_files(root, window)
     counters = Counters()
     counters.ignored, counters.outside_window = listing.ignored, listing.outside_window
+    counters.listing = listing
+    listing = listing._replace(files=choose(listing))
     total_bytes = sum(size for _, size in listing.files)
     workers = workers if total_bytes >= PARALLEL_MIN_BYTES else 1
     tasks = plan_tasks(listing.files, root)
@@ -576,17 +587,19 @@ def stage_dataset(cursor, dataset, table, root, columns, window, repair, rejects
 
     progress = Progress(table.name, len(listing.files))
     lines_before = defaultdict(int)  # per split file: lines in the pieces already merged
+    counters.records = defaultdict(int)  # per file: records read
 
     def chunks():
         for result in results:
             for name, value in result.counts.items():
                 if isinstance(value, int):
                     setattr(counters, name, getattr(counters, name) + value)
-            for index, (path, lines) in enumerate(result.piece_lines):
+            for index, (path, lines, records) in enumerate(result.piece_lines):
                 for piece, shown, line, reason, raw in result.rejects:
                     if piece == index:
                         rejects.add(dataset, shown, lines_before[path] + line, reason, raw)
                 lines_before[path] += lines
+                counters.records[path] += records
             progress.update(counters.files, counters.loaded)
             if result.copy_text:
                 yield result.copy_text

@@ -1,13 +1,16 @@
 """Fixtures: a real PostgreSQL server (started here unless SPARKIFY_TEST_DSN is set),
 a fresh database per test, config files in tmp_path, generated and real sample data."""
 
+import logging
 import os
 import shutil
 import sys
 import tempfile
+import urllib.request
 import uuid
 from pathlib import Path
 
+import boto3
 import psycopg2
 import pytest
 
@@ -225,3 +228,45 @@ def s3(monkeypatch):
         monkeypatch.setenv(name, value)
     with mock_aws():
         yield boto3.client("s3", region_name="us-west-2")
+
+
+# --- The Redshift path: moto's S3 server and the PostgreSQL stand-in (tests/redshift_standin.py)
+
+
+S3_REGION = "us-west-2"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_server(moto_endpoint, monkeypatch):
+    """A client of moto's S3 server, emptied for each test; the scripts reach it too."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": S3_REGION,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
+    return boto3.client("s3", region_name=S3_REGION)
+
+
+@pytest.fixture
+def standin(dsn, monkeypatch):
+    """The test's database as a Redshift stand-in; the scripts connect to it."""
+    import redshift_standin
+
+    redshift_standin.prepare_database(dsn)
+    redshift_standin.install(dsn, monkeypatch.setattr)
+    return dsn

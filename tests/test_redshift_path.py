@@ -3,12 +3,10 @@ the stand-in (tests/redshift_standin.py: a real PostgreSQL at REPEATABLE READ, k
 enforced, COPY from S3 carried out by test code) and moto's S3 server on 127.0.0.1."""
 
 import json
-import logging
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import boto3
@@ -23,40 +21,6 @@ import etl
 ROLE = "arn:aws:iam::123456789012:role/sparkifyRedshiftS3Read"
 REGION = "us-west-2"
 STANDIN = Path(redshift_standin.__file__)
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(moto_endpoint, monkeypatch):
-    """A client of moto's S3 server, emptied for each test; the scripts reach it too."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ENDPOINT_URL": moto_endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
-    return boto3.client("s3", region_name=REGION)
-
-
-@pytest.fixture
-def standin(dsn, monkeypatch):
-    """The test's database as a Redshift stand-in; the scripts connect to it."""
-    redshift_standin.prepare_database(dsn)
-    redshift_standin.install(dsn, monkeypatch.setattr)
-    return dsn
 
 
 def make_bucket(client, bucket, region=REGION):
@@ -106,13 +70,13 @@ def write_rs_config(folder, bucket="sparkify-data", staging=True, **settings):
 
 
 @pytest.fixture
-def warehouse_on_s3(s3, standin, tmp_path, run):
+def warehouse_on_s3(s3_server, standin, tmp_path, run):
     """warehouse_on_s3(data_dir, **settings) -> config: the data in S3, tables created."""
 
     def build(data_dir, staging=True, **settings):
-        upload(s3, "sparkify-data", data_dir)
+        upload(s3_server, "sparkify-data", data_dir)
         if staging:
-            make_bucket(s3, "sparkify-staging")
+            make_bucket(s3_server, "sparkify-staging")
         config = write_rs_config(tmp_path, staging=staging, **settings)
         code, out = run(create_tables, "--config", config)
         assert code == 0, out
@@ -263,13 +227,13 @@ def day_with_bad_rows(dataset):
 
 
 def test_a_failed_copy_names_file_line_and_column_and_changes_nothing(
-    day_with_bad_rows, generated, warehouse_on_s3, run, s3, dsn, query
+    day_with_bad_rows, generated, warehouse_on_s3, run, s3_server, dsn, query
 ):
     config = warehouse_on_s3(generated)
     assert run(etl, "--config", config)[0] == 0
     before = fingerprint(dsn)
     bad_key = "log_data/2018/11/2018-11-05-events.json"
-    s3.upload_file(str(day_with_bad_rows / bad_key), "sparkify-data", bad_key)
+    s3_server.upload_file(str(day_with_bad_rows / bad_key), "sparkify-data", bad_key)
     code, out = run(etl, "--config", config)
     assert code == 1
     assert "error: COPY into staging_events failed: Load into table 'staging_events' failed." in out
@@ -394,9 +358,9 @@ def stray_objects(client):
         client.put_object(Bucket="sparkify-data", Key=key, Body=body)
 
 
-def test_stray_objects_beside_the_logs_are_not_loaded(generated, warehouse_on_s3, run, s3, query):
+def test_stray_objects_beside_the_logs_are_not_loaded(generated, warehouse_on_s3, run, s3_server, query):
     config = warehouse_on_s3(generated)
-    stray_objects(s3)
+    stray_objects(s3_server)
     code, out = run(etl, "--config", config, "--from", "2018-11-05", "--to", "2018-11-05")
     assert code == 0, out
     assert "objects ignored (not .json or .json.gz): 2018-11-05-events.json.bak, README.txt" in out
@@ -405,13 +369,13 @@ def test_stray_objects_beside_the_logs_are_not_loaded(generated, warehouse_on_s3
     )
     assert query("SELECT COUNT(*) FROM staging_events") == [(in_file,)]
     assert (
-        s3.list_objects_v2(Bucket="sparkify-staging").get("KeyCount", 0) == 0
+        s3_server.list_objects_v2(Bucket="sparkify-staging").get("KeyCount", 0) == 0
     )  # the run's manifests removed
 
 
-def test_without_a_staging_prefix_stray_objects_are_refused(generated, warehouse_on_s3, run, s3):
+def test_without_a_staging_prefix_stray_objects_are_refused(generated, warehouse_on_s3, run, s3_server):
     config = warehouse_on_s3(generated, staging=False)
-    stray_objects(s3)
+    stray_objects(s3_server)
     code, out = run(etl, "--config", config, "--from", "2018-11-05", "--to", "2018-11-05")
     assert code == 2
     assert "log_data/2018/11/2018-11-05 also holds log_data/2018/11/2018-11-05-events.json.bak" in out
@@ -419,10 +383,12 @@ def test_without_a_staging_prefix_stray_objects_are_refused(generated, warehouse
 
 
 def test_without_a_staging_prefix_the_folder_is_copied_as_a_prefix_ending_in_slash(
-    generated, warehouse_on_s3, run, s3, query
+    generated, warehouse_on_s3, run, s3_server, query
 ):
     config = warehouse_on_s3(generated, staging=False)
-    s3.put_object(Bucket="sparkify-data", Key="log_data_old/2018/11/2018-11-01-events.json", Body=b"{}")
+    s3_server.put_object(
+        Bucket="sparkify-data", Key="log_data_old/2018/11/2018-11-01-events.json", Body=b"{}"
+    )
     code, out = run(etl, "--config", config)
     assert code == 0, out
     assert query("SELECT COUNT(*) FROM staging_events")[0][0] == sample_data_events(generated)
@@ -469,9 +435,9 @@ def test_packed_songs_load_the_same_rows(generated, warehouse_on_s3, run, dsn):
 # --- Regions, owners, config ----------------------------------------------------------------------
 
 
-def test_a_staging_bucket_in_another_region_is_refused(generated, s3, standin, tmp_path, run):
-    upload(s3, "sparkify-data", generated)
-    make_bucket(s3, "sparkify-staging", region="eu-west-1")
+def test_a_staging_bucket_in_another_region_is_refused(generated, s3_server, standin, tmp_path, run):
+    upload(s3_server, "sparkify-data", generated)
+    make_bucket(s3_server, "sparkify-staging", region="eu-west-1")
     config = write_rs_config(tmp_path)
     assert run(create_tables, "--config", config)[0] == 0
     code, out = run(etl, "--config", config)
@@ -491,7 +457,7 @@ def test_tables_owned_by_another_user_are_refused_up_front(generated, warehouse_
         query("ALTER TABLE songs OWNER TO CURRENT_USER")
 
 
-def test_a_missing_bucket_is_one_line(s3, standin, tmp_path, run):
+def test_a_missing_bucket_is_one_line(s3_server, standin, tmp_path, run):
     config = write_rs_config(tmp_path, bucket="no-such-bucket", staging=False)
     code, out = run(etl, "--config", config)
     assert code == 1
@@ -500,13 +466,13 @@ def test_a_missing_bucket_is_one_line(s3, standin, tmp_path, run):
 
 
 def test_dry_run_locks_first_resets_the_timeout_and_names_manifests(
-    generated, s3, tmp_path, run, monkeypatch
+    generated, s3_server, tmp_path, run, monkeypatch
 ):
     from sparkify import warehouse
 
     monkeypatch.setattr(warehouse, "_open", lambda config: pytest.fail("--dry-run connected"))
-    upload(s3, "sparkify-data", generated)
-    make_bucket(s3, "sparkify-staging")
+    upload(s3_server, "sparkify-data", generated)
+    make_bucket(s3_server, "sparkify-staging")
     code, out = run(etl, "--config", write_rs_config(tmp_path), "--dry-run")
     assert code == 0, out
     statements = [block.split("\n", 1) for block in out.strip().split("\n\n")]

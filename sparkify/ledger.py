@@ -1,0 +1,73 @@
+"""The ledger of loaded files: a run stages only the data files that are new, or that
+changed since a run loaded them; --full-refresh stages everything again.
+
+A file is identified by its path within the dataset's folder (on S3 its key) and its
+version: size and modification time in nanoseconds locally, size and ETag on S3.
+The ledger is written inside the run's transaction, so a run that rolls back has
+loaded nothing.
+"""
+
+from typing import NamedTuple
+
+import psycopg2.extras
+
+import sql_queries
+from sparkify.staging import ChunkStream, copy_text_line
+
+LEDGER_INSERT_PAGE_ROWS = 1000
+
+
+class Selection(NamedTuple):
+    """What the ledger makes of one dataset's listing."""
+
+    staged: list  # the items to stage: new and changed
+    new: int
+    changed: int
+    already_loaded: int
+
+
+def loaded_versions(cursor, dataset):
+    """{file: (size, version)} of a dataset's loaded files (names only, not data: a
+    catalogue of 100,000 files is a few MB)."""
+    cursor.execute(sql_queries.LOADED_FILES_SELECT, (dataset,))
+    return {file: (size, version) for file, size, version in cursor.fetchall()}
+
+
+def select(items, identity, known, full_refresh=False):
+    """Split a listing by the ledger. identity(item) -> (file, size, version)."""
+    staged, new, changed, already_loaded = [], 0, 0, 0
+    for item in items:
+        file, size, version = identity(item)
+        seen = known.get(file)
+        if seen is None:
+            new += 1
+        elif seen != (size, version):
+            changed += 1
+        else:
+            already_loaded += 1
+            if not full_refresh:
+                continue
+        staged.append(item)
+    return Selection(staged, new, changed, already_loaded)
+
+
+def record(cursor, engine, rows):
+    """rows: (dataset, file, size, version, run_id, records) of the files this run staged."""
+    rows = list(rows)
+    if not rows:
+        return
+    cursor.execute(sql_queries.NEW_LOADED_FILES_CREATE)
+    if engine == sql_queries.POSTGRES:
+        lines = (copy_text_line(row).encode("utf-8") for row in rows)
+        new_files = sql_queries.LOADED_FILES._replace(name="new_loaded_files")
+        cursor.copy_expert(sql_queries.copy_from_stdin_sql(new_files), ChunkStream(lines))
+    else:
+        columns = ", ".join(sql_queries.LOADED_FILES.column_names)
+        psycopg2.extras.execute_values(
+            cursor,
+            f"INSERT INTO new_loaded_files ({columns}) VALUES %s",
+            rows,
+            page_size=LEDGER_INSERT_PAGE_ROWS,
+        )
+    for statement in sql_queries.LOADED_FILES_REPLACE:
+        cursor.execute(statement)

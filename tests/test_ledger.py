@@ -1,0 +1,161 @@
+"""The ledger of loaded files: each run stages only new or changed files; plays are
+matched against the catalogue in the warehouse; files arriving over several runs, in
+any order and with re-runs, give the star tables of one full load."""
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from test_redshift_path import fingerprint, upload, write_rs_config
+from test_reruns import log_days, star_snapshot
+
+import create_tables
+import etl
+import sample_data
+
+
+@pytest.fixture(scope="module")
+def eight_days(tmp_path_factory):
+    return sample_data.generate(
+        tmp_path_factory.mktemp("eight-days"), events=2400, songs=200, seed=13, days=8
+    )
+
+
+def day_file(data_dir, day):
+    return Path(data_dir, "log_data", day[:4], day[5:7], f"{day}-events.json")
+
+
+def copy_day(source, target, day):
+    destination = day_file(target, day)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(day_file(source, day), destination)
+
+
+def growing_copy(source, target):
+    """The songs and JSONPaths of source in target, and no log file yet."""
+    shutil.copytree(Path(source, "song_data"), Path(target, "song_data"))
+    shutil.copy2(Path(source, "log_json_path.json"), Path(target, "log_json_path.json"))
+    Path(target, "log_data").mkdir()
+    return target
+
+
+def ledger_rows(query):
+    return query("SELECT dataset, COUNT(*), SUM(records) FROM loaded_files GROUP BY dataset ORDER BY dataset")
+
+
+def test_a_rerun_stages_nothing_and_says_so(eight_days, load, run, config_for, query):
+    load(eight_days)
+    events = sum(1 for p in Path(eight_days, "log_data").rglob("*.json") for line in p.open() if line.strip())
+    assert ledger_rows(query) == [("log_data", 8, events), ("song_data", 200, 200)]
+    code, out = run(etl, "--config", config_for(eight_days))
+    assert code == 0, out
+    assert "staging_events  0 files, 0 records read" in out
+    assert "0 new files, 0 changed, 8 already loaded (skipped)" in out
+    assert "0 new files, 0 changed, 200 already loaded (skipped)" in out
+    assert query("SELECT COUNT(*) FROM staging_events") == [(0,)]
+
+
+def test_a_changed_file_is_staged_again_and_an_unchanged_one_is_not(eight_days, load, run, config_for, query):
+    data = growing_copy(eight_days, config_for(eight_days).parent / "grow")
+    days = log_days(eight_days)
+    for day in days[:2]:
+        copy_day(eight_days, data, day)
+    config = config_for(data)
+    load(data)
+    first_day = day_file(data, days[0])
+    version_before = query("SELECT version, run_id FROM loaded_files WHERE file LIKE %s", (f"%{days[0]}%",))
+    first_day.write_text(first_day.read_text() + "\n")  # same records, new size and time
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert "0 new files, 1 changed, 1 already loaded (skipped)" in out
+    version_after = query("SELECT version, run_id FROM loaded_files WHERE file LIKE %s", (f"%{days[0]}%",))
+    assert version_after != version_before
+    assert query("SELECT COUNT(*) FROM loaded_files WHERE dataset = 'log_data'") == [(2,)]
+    second = query("SELECT run_id FROM loaded_files WHERE file LIKE %s", (f"%{days[1]}%",))
+    assert second[0][0] == version_before[0][1]  # untouched by the second run
+
+
+def test_full_refresh_stages_everything_again(eight_days, load, run, config_for, query):
+    load(eight_days)
+    before = star_snapshot(query)
+    code, out = run(etl, "--config", config_for(eight_days), "--full-refresh")
+    assert code == 0, out
+    assert "0 new files, 0 changed, 8 already loaded (staged again (--full-refresh))" in out
+    assert query("SELECT COUNT(*) FROM staging_songs") == [(200,)]
+    assert star_snapshot(query) == before
+
+
+def test_create_tables_empties_the_ledger(eight_days, load, run, config_for, query):
+    load(eight_days)
+    assert run(create_tables, "--config", config_for(eight_days))[0] == 0
+    assert query("SELECT COUNT(*) FROM loaded_files") == [(0,)]
+
+
+def test_plays_of_a_day_without_new_songs_match_the_warehouse_catalogue(
+    dataset, load, run, config_for, query
+):
+    from conftest import event, song
+
+    day_one = [event(1541030400000, song="Yellow", artist="Coldplay", length=266.0, item=0)]
+    data = dataset(
+        songs=[song("SO1", title="Yellow", artist="Coldplay", duration=266.0, artist_id="AR9")],
+        days={"2018-11-01": day_one},
+    )
+    load(data)
+    day_two = [event(1541116800000, song="Yellow", artist="Coldplay", length=266.0, item=1)]
+    dataset(days={"2018-11-02": day_two})
+    code, out = run(etl, "--config", config_for(data))
+    assert code == 0, out
+    assert "staging_songs   0 files" in out
+    assert query("SELECT song_id, artist_id FROM songplays ORDER BY start_time") == [("SO1", "AR9")] * 2
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_files_arriving_over_several_runs_equal_one_full_load(seed, eight_days, load, run, config_for, query):
+    load(eight_days)
+    full = star_snapshot(query)
+    data = growing_copy(eight_days, config_for(eight_days).parent / f"grow{seed}")
+    config = config_for(data)
+    assert run(create_tables, "--config", config)[0] == 0
+    days = log_days(eight_days)
+    random.Random(seed).shuffle(days)
+    for batch in (days[:3], days[3:4], [], days[4:]):  # [] : a re-run with nothing new
+        for day in batch:
+            copy_day(eight_days, data, day)
+        code, out = run(etl, "--config", config)
+        assert code == 0, out
+    assert star_snapshot(query) == full
+
+
+def test_on_redshift_a_second_run_copies_only_the_new_keys(
+    eight_days, s3_server, standin, dsn, tmp_path, run, query
+):
+    from test_redshift_path import make_bucket
+
+    data = growing_copy(eight_days, tmp_path / "grow")
+    days = log_days(eight_days)
+    for day in days[:5]:
+        copy_day(eight_days, data, day)
+    upload(s3_server, "sparkify-data", data)
+    make_bucket(s3_server, "sparkify-staging")
+    config = write_rs_config(tmp_path)
+    assert run(create_tables, "--config", config)[0] == 0
+    assert run(etl, "--config", config)[0] == 0
+    for day in days[5:]:
+        key = os.path.relpath(day_file(eight_days, day), eight_days)
+        s3_server.upload_file(str(day_file(eight_days, day)), "sparkify-data", key)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert "staging_songs   0 files in 0 COPY" in out
+    assert "staging_events  3 files in 1 COPY" in out
+    assert "3 new files, 0 changed, 5 already loaded (skipped)" in out
+    code, out = run(etl, "--config", config)
+    assert "staging_events  0 files in 0 COPY" in out
+    on_redshift = fingerprint(dsn)
+    assert query("SELECT COUNT(*) FROM loaded_files") == [(208,)]
+    # the same star as one full load of everything
+    assert run(create_tables, "--config", config)[0] == 0
+    assert run(etl, "--config", config)[0] == 0
+    assert fingerprint(dsn) == on_redshift
