@@ -10,6 +10,7 @@ examples:
   python etl.py --config dwh.cfg --from 2018-11-05 --to 2018-11-05   # one day's log
   python etl.py --config dwh.cfg --full-refresh                      # stage every file again
   python etl.py --config dwh.cfg --check-only                        # checks, no load
+  python etl.py --config dwh.cfg --history --format json             # the latest runs
   python etl.py --config dwh.cfg --dry-run                           # the SQL, nothing run
 """
 
@@ -23,7 +24,7 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import sql_queries
-from sparkify import cli, ledger, redshift, redshift_load, warehouse
+from sparkify import cli, history, ledger, redshift, redshift_load, warehouse
 from sparkify.checks import all_checks, run_checks
 from sparkify.config import LOCAL, REDSHIFT, load_config
 from sparkify.errors import ChecksFailed, DatabaseError, DataError, UsageError
@@ -309,7 +310,7 @@ def load(conn, config, window, full_refresh=False):
     run_id = new_run_id()
     rejects = RejectSink(run_id, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
     run = Run(run_id, rejects, full_refresh)
-    seconds, staging, prepared = {}, {}, None
+    seconds, staging, prepared, started_at = {}, {}, None, history.now()
     try:
         if config.target != LOCAL:
             prepared = prepare_redshift(conn, config, window)
@@ -332,8 +333,14 @@ def load(conn, config, window, full_refresh=False):
             with timed(seconds, "checks"):
                 check_quality(cur, config)
                 after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
+            added = {name: after[name] - before[name] for name in after}
+            history.record(cur, history.run_row(run, config, window, started_at, staging, added, seconds))
             commit_started = time.perf_counter()
         seconds["commit"] = time.perf_counter() - commit_started
+    except BaseException as error:
+        failed = history.run_row(run, config, window, started_at, staging, {}, seconds, one_line(error))
+        save_failed_run(conn, failed)
+        raise
     finally:
         save_rejects(conn, rejects, run_id, config.target)
         if prepared:
@@ -371,6 +378,22 @@ def enforce_max_errors(rejects, max_errors):
             f"{rejects.count} records rejected, more than [ETL] MAXERROR = {max_errors}; "
             "nothing was committed. See the lines above and the load_rejects table."
         )
+
+
+def one_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def save_failed_run(conn, row):
+    """A failed run's row in etl_runs, written after the rollback, as its rejects are."""
+    if conn.closed:
+        return
+    try:
+        with warehouse.transaction(conn) as cur:
+            history.record(cur, row)
+    except Exception as error:  # noqa: BLE001 - the run's own error matters more
+        log.warning("could not record the failed run in etl_runs: %s", one_line(error))
 
 
 def save_rejects(conn, rejects, run_id, engine):
@@ -471,6 +494,12 @@ def print_plan(steps):
         print(masked(f"-- {what}\n{sql.strip()};\n"))
 
 
+def print_history(conn, output_format, limit):
+    with warehouse.database_errors_as("reading etl_runs"), warehouse.transaction(conn) as cur:
+        runs = history.latest(cur, limit)
+    print(history.as_json(runs) if output_format == "json" else history.as_table(runs))
+
+
 def check_only(conn, config):
     with warehouse.database_errors_as("the checks"), warehouse.transaction(conn) as cur:
         check_quality(cur, config)
@@ -485,7 +514,9 @@ def run_etl(args):
         return
     conn = warehouse.connect(config)
     try:
-        if args.check_only:
+        if args.history:
+            print_history(conn, args.format, args.limit)
+        elif args.check_only:
             check_only(conn, config)
         else:
             load(conn, config, window, full_refresh=args.full_refresh)
@@ -509,6 +540,15 @@ def build_parser():
         action="store_true",
         help="stage every file again, even those the ledger (loaded_files) holds; the star "
         "tables are kept and merged as on any run",
+    )
+    parser.add_argument(
+        "--history", action="store_true", help="print the latest runs from etl_runs; load nothing"
+    )
+    parser.add_argument(
+        "--format", choices=("table", "json"), default="table", help="--history as a table or as JSON"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="--history: the latest N runs (default 20)"
     )
     parser.add_argument(
         "--check-only",

@@ -199,6 +199,41 @@ LOADED_FILES = Table(
     redshift_layout="DISTSTYLE ALL",
 )
 
+# One row per etl.py run that got as far as its transaction: 'committed' (written in the
+# run's own transaction, so it commits with the data) or 'failed' (written after the
+# rollback, with the one-line error). A run killed outright leaves no row. Kept by
+# create_tables.py, like the run lock's table: the history outlives a reset.
+ETL_RUNS = Table(
+    name="etl_runs",
+    columns=(
+        ("run_id", "VARCHAR(32) NOT NULL"),
+        ("started_at", "TIMESTAMP NOT NULL"),
+        ("finished_at", "TIMESTAMP NOT NULL"),
+        ("status", "VARCHAR(16) NOT NULL"),
+        ("target", "VARCHAR(16) NOT NULL"),
+        ("window_from", "DATE"),
+        ("window_to", "DATE"),
+        ("full_refresh", "BOOLEAN NOT NULL"),
+        ("song_files", "INTEGER"),
+        ("log_files", "INTEGER"),
+        ("records_read", "INTEGER"),
+        ("records_loaded", "INTEGER"),
+        ("records_rejected", "INTEGER"),
+        ("songplays_added", "INTEGER"),
+        ("users_added", "INTEGER"),
+        ("songs_added", "INTEGER"),
+        ("artists_added", "INTEGER"),
+        ("time_added", "INTEGER"),
+        ("stage_seconds", "DOUBLE PRECISION"),
+        ("transform_seconds", "DOUBLE PRECISION"),
+        ("checks_seconds", "DOUBLE PRECISION"),
+        ("total_seconds", "DOUBLE PRECISION"),
+        ("error", "VARCHAR(1024)"),
+    ),
+    keys=("PRIMARY KEY (run_id)",),
+    redshift_layout="DISTSTYLE ALL SORTKEY(started_at)",
+)
+
 STAGING_TABLES = (STAGING_EVENTS, STAGING_SONGS)
 STAR_TABLES = (SONGPLAYS, USERS, SONGS, ARTISTS, TIME)
 
@@ -862,3 +897,21 @@ FROM new_loaded_files
 """,
     "DROP TABLE new_loaded_files",
 )
+
+
+# --- The ledger of runs. -------------------------------------------------------------------
+
+ETL_RUNS_INSERT = f"""
+INSERT INTO etl_runs (
+    {", ".join(ETL_RUNS.column_names)}
+)
+VALUES ({", ".join(["%s"] * len(ETL_RUNS.columns))})
+"""
+
+ETL_RUNS_LATEST = f"""
+SELECT
+    {", ".join(ETL_RUNS.column_names)}
+FROM etl_runs
+ORDER BY started_at DESC
+LIMIT %s
+"""

@@ -159,3 +159,70 @@ def test_on_redshift_a_second_run_copies_only_the_new_keys(
     assert run(create_tables, "--config", config)[0] == 0
     assert run(etl, "--config", config)[0] == 0
     assert fingerprint(dsn) == on_redshift
+
+
+# --- The ledger of runs ---------------------------------------------------------------------------
+
+
+def runs(query):
+    return query(
+        "SELECT status, target, window_from::text, window_to::text, log_files, records_read, records_loaded,"
+        " records_rejected, songplays_added, error FROM etl_runs ORDER BY started_at"
+    )
+
+
+def test_every_run_leaves_a_row_committed_or_failed(eight_days, load, run, config_for, query, tmp_path):
+    load(eight_days, "--from", "2018-11-01", "--to", "2018-11-02")
+    config = config_for(eight_days)
+    Path(config).write_text(
+        Path(config).read_text()
+        + "\n[CHECK impossible]\nSQL = SELECT COUNT(*) FROM songplays\nEXPECTED = 0\n"
+    )
+    code, out = run(etl, "--config", config)
+    assert code == 1
+    played = query("SELECT COUNT(*) FROM songplays")[0][0]
+    first, second = runs(query)
+    assert first[:4] == ("committed", "local", "2018-11-01", "2018-11-02")
+    assert first[4] == 2 and first[5] == first[6] and first[7] == 0 and first[8] == played > 0
+    assert first[9] is None
+    assert second[0] == "failed" and second[4] == 6
+    assert second[9] == "1 data quality check(s) failed: impossible"
+    assert second[8] is None  # nothing was added
+
+
+def test_history_prints_the_latest_runs_as_a_table_or_json(eight_days, load, run, config_for):
+    import json
+
+    load(eight_days)
+    config = config_for(eight_days)
+    assert run(etl, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config, "--history")
+    assert code == 0, out
+    header, rule, newest, oldest = out.strip().splitlines()
+    assert header.split()[:4] == ["run_id", "started", "(UTC)", "status"]
+    assert " committed  local " in newest and " all " in newest
+    code, out = run(etl, "--config", config, "--history", "--format", "json", "--limit", "1")
+    assert code == 0, out
+    (latest,) = json.loads(out)
+    assert latest["status"] == "committed" and latest["songplays_added"] == 0 and latest["log_files"] == 0
+
+
+def test_create_tables_keeps_the_history(eight_days, load, run, config_for, query):
+    load(eight_days)
+    assert run(create_tables, "--config", config_for(eight_days))[0] == 0
+    assert query("SELECT COUNT(*) FROM etl_runs") == [(1,)]
+
+
+def test_on_redshift_a_failed_copy_leaves_a_failed_run(dataset, s3_server, standin, tmp_path, run, query):
+    from conftest import event, song
+    from test_redshift_path import make_bucket
+
+    events = [event(1541105830796, sessionId="abc")]
+    upload(s3_server, "sparkify-data", dataset(songs=[song("SO1")], days={"2018-11-05": events}))
+    make_bucket(s3_server, "sparkify-staging")
+    config = write_rs_config(tmp_path)
+    assert run(create_tables, "--config", config)[0] == 0
+    assert run(etl, "--config", config)[0] == 1
+    (row,) = runs(query)
+    assert row[:2] == ("failed", "redshift")
+    assert row[9].startswith("COPY into staging_events failed: Load into table 'staging_events' failed.")
