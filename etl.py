@@ -271,8 +271,8 @@ def transform(cursor, engine):
             log.info("%-15s %d rows to refresh from newer events (%.2f s)", table_name, rows, seconds)
 
 
-def check_quality(cursor, config):
-    results = run_checks(cursor, all_checks(config), config.target)
+def check_quality(cursor, config, scope=sql_queries.WHOLE_TABLES):
+    results = run_checks(cursor, all_checks(config, scope), config.target)
     failed = [result for result in results if not result.passed]
     for result in failed:
         log.error("check failed: %s: expected %s, found %s", result.name, result.expected, result.found)
@@ -331,7 +331,7 @@ def load(conn, config, window, full_refresh=False):
             with timed(seconds, "transform"):
                 transform(cur, config.target)
             with timed(seconds, "checks"):
-                check_quality(cur, config)
+                check_quality(cur, config, sql_queries.THIS_RUN)
                 after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
             added = {name: after[name] - before[name] for name in after}
             history.record(cur, history.run_row(run, config, window, started_at, staging, added, seconds))
@@ -425,7 +425,10 @@ def planned_statements(config, window):
         planned_local_staging(config, window) if engine == LOCAL else planned_redshift_staging(config, window)
     )
     steps += sql_queries.transform_steps(engine)
-    steps += [(f"check: {check.name} (expected {check.expected})", check.sql) for check in all_checks(config)]
+    steps += [
+        (f"check: {check.name} (expected {check.expected})", check.sql)
+        for check in all_checks(config, sql_queries.THIS_RUN)
+    ]
     return [*steps, ("all or nothing", "COMMIT")]
 
 

@@ -793,8 +793,15 @@ def count_rows_sql(table):
     return f"SELECT COUNT(*) FROM {table.name}"
 
 
-# --- Data quality checks, run after every load (and by etl.py --check-only). --------------
+# --- Data quality checks, after every load and by etl.py --check-only. -------------------
 # Each query returns one number; the expectation is "0" (nothing wrong found) or "> 0".
+# The same checks come in two scopes, with the same names:
+# - WHOLE_TABLES (--check-only): every row of every star table;
+# - THIS_RUN (after a load): the rows this run added or touched, found through what the
+#   run staged and the temporary tables of its transform, plus the keys they join to.
+#   A daily load then checks a day, not the warehouse.
+WHOLE_TABLES = "whole tables"
+THIS_RUN = "this run"
 
 TABLE_KEYS = {
     "songplays": ("songplay_id",),
@@ -803,35 +810,64 @@ TABLE_KEYS = {
     "artists": ("artist_id",),
     "time": ("start_time",),
 }
+NATURAL_KEY = ("user_id", "session_id", "item_in_session", "start_time")
+
+# Where this run's rows of each star table come from: (table, key column).
+RUN_ROWS = {
+    "songplays": ("new_songplays", "songplay_id"),
+    "users": ("latest_user_events", "user_id"),
+    "songs": ("staging_songs", "song_id"),
+    "artists": ("staging_songs", "artist_id"),
+    "time": ("new_songplays", "start_time"),
+}
 
 
-def _null_key_check(table, column):
-    return (
-        f"{table}.{column} is never NULL",
-        f"SELECT COUNT(*) FROM {table} WHERE {column} IS NULL",
-        "0",
-    )
+def _run_rows_filter(column, source, source_column):
+    return f"    WHERE {column} IN (SELECT {source_column} FROM {source})\n"
 
 
-def _unique_key_check(table, columns):
+def _null_key_check(table, column, scope):
+    """Run scope: the rows the run inserted are those of its source (new_songplays,
+    latest_user_events, staging_songs)."""
+    source, source_column = RUN_ROWS[table]
+    if scope == WHOLE_TABLES:
+        sql = f"SELECT COUNT(*) FROM {table} WHERE {column} IS NULL"
+    else:
+        own = column if source == "new_songplays" else source_column
+        sql = f"SELECT COUNT(*) FROM {source} WHERE {own} IS NULL"
+    return (f"{table}.{column} is never NULL", sql, "0")
+
+
+def _unique_key_check(table, columns, scope, run_rows=None):
+    """Run scope: the rows sharing a key with this run's rows (run_rows: (column,
+    source, source column); by default the table's own key, from RUN_ROWS)."""
     key = ", ".join(columns)
+    run_rows = run_rows or (columns[0], *RUN_ROWS[table])
+    where = "" if scope == WHOLE_TABLES else _run_rows_filter(*run_rows)
     return (
         f"{table} has one row per ({key})",
-        f"SELECT COUNT(*) FROM (\n    SELECT {key}\n    FROM {table}\n"
+        f"SELECT COUNT(*) FROM (\n    SELECT {key}\n    FROM {table}\n{where}"
         f"    GROUP BY {key}\n    HAVING COUNT(*) > 1\n) AS duplicated",
         "0",
     )
 
 
-def _relationship_check(column, parent, parent_column):
+def _relationship_check(column, parent, parent_column, scope):
+    """Run scope: this run's new plays, and for users also every user it refreshed."""
+    plays = "songplays" if scope == WHOLE_TABLES else "new_songplays"
+    ids = f"SELECT sp.{column} AS id FROM {plays} AS sp"
+    if scope == THIS_RUN and parent == "users":
+        ids += "\n    UNION ALL\n    SELECT user_id FROM latest_user_events"
     return (
         f"every songplays.{column} is in {parent}",
-        f"SELECT COUNT(*)\nFROM songplays AS sp\nWHERE sp.{column} IS NOT NULL\n"
-        f"  AND NOT EXISTS (\n      SELECT 1 FROM {parent} AS p WHERE p.{parent_column} = sp.{column}\n  )",
+        f"SELECT COUNT(*)\nFROM (\n    {ids}\n) AS child\nWHERE child.id IS NOT NULL\n"
+        f"  AND NOT EXISTS (\n      SELECT 1 FROM {parent} AS p WHERE p.{parent_column} = child.id\n  )",
         "0",
     )
 
 
+# Reads staging, which holds only this run's files: in proportion to the load in both
+# scopes. Plays are looked up by the natural key, so a wrong songplay_id cannot hide one.
 STAGED_PLAYS_MISSING_CHECK = (
     "every NextSong event with a user in staging is in songplays",
     """SELECT COUNT(*)
@@ -849,20 +885,38 @@ WHERE e.page = 'NextSong'
     "0",
 )
 
-# (name, sql, expected) in run order.
-QUALITY_CHECKS = (
-    *(_null_key_check(table, column) for table, columns in TABLE_KEYS.items() for column in columns),
-    _null_key_check("songplays", "user_id"),
-    _null_key_check("songplays", "start_time"),
-    *(_unique_key_check(table, columns) for table, columns in TABLE_KEYS.items()),
-    _unique_key_check("songplays", ("user_id", "session_id", "item_in_session", "start_time")),
-    _relationship_check("user_id", "users", "user_id"),
-    _relationship_check("start_time", "time", "start_time"),
-    _relationship_check("song_id", "songs", "song_id"),
-    _relationship_check("artist_id", "artists", "artist_id"),
-    STAGED_PLAYS_MISSING_CHECK,
-    *((f"{table.name} is not empty", count_rows_sql(table), "> 0") for table in STAR_TABLES),
-)
+
+def _not_empty_check(table):
+    """One row is enough: no count of the whole table."""
+    return (
+        f"{table.name} is not empty",
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name} LIMIT 1) AS any_row",
+        "> 0",
+    )
+
+
+def quality_checks(scope):
+    """(name, sql, expected) in run order."""
+    return (
+        *(
+            _null_key_check(table, column, scope)
+            for table, columns in TABLE_KEYS.items()
+            for column in columns
+        ),
+        _null_key_check("songplays", "user_id", scope),
+        _null_key_check("songplays", "start_time", scope),
+        *(_unique_key_check(table, columns, scope) for table, columns in TABLE_KEYS.items()),
+        _unique_key_check("songplays", NATURAL_KEY, scope, ("start_time", "new_songplays", "start_time")),
+        _relationship_check("user_id", "users", "user_id", scope),
+        _relationship_check("start_time", "time", "start_time", scope),
+        _relationship_check("song_id", "songs", "song_id", scope),
+        _relationship_check("artist_id", "artists", "artist_id", scope),
+        STAGED_PLAYS_MISSING_CHECK,
+        *(_not_empty_check(table) for table in STAR_TABLES),
+    )
+
+
+QUALITY_CHECKS = quality_checks(WHOLE_TABLES)
 
 
 # --- The ledger of loaded files. --------------------------------------------------------

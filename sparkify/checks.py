@@ -30,8 +30,9 @@ class CheckResult(NamedTuple):
     passed: bool
 
 
-def all_checks(config):
-    built_in = [UserCheck(*check) for check in sql_queries.QUALITY_CHECKS]
+def all_checks(config, scope=sql_queries.WHOLE_TABLES):
+    """The built-in checks in a scope (sql_queries.quality_checks), then the user's."""
+    built_in = [UserCheck(*check) for check in sql_queries.quality_checks(scope)]
     return built_in + list(config.user_checks)
 
 

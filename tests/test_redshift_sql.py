@@ -56,7 +56,8 @@ def redshift_statements():
     yield from (sql_queries.empty_staging_sql(t, engine) for t in sql_queries.STAGING_TABLES)
     yield from planned_copies().values()
     yield from (sql for _, sql in sql_queries.transform_steps(engine))
-    yield from (sql for _, sql, _ in sql_queries.QUALITY_CHECKS)
+    for scope in (sql_queries.WHOLE_TABLES, sql_queries.THIS_RUN):
+        yield from (sql for _, sql, _ in sql_queries.quality_checks(scope))
     yield from sql_queries.run_lock_statements(engine, 60)
     yield sql_queries.RUN_LOCK_TABLE_CREATE
     yield from sql_queries.SERVER_NOW_STATEMENTS
