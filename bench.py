@@ -2,9 +2,11 @@
 
 Generates (and caches in .bench/, keyed by size and seed) a dataset with sample_data.py,
 runs the full local pipeline (create tables, stage, transform, checks, row counts) on a
-PostgreSQL server and times each phase; before the clock starts it reads the dataset once
-(so it sits in the page cache, as the limit's CSV does) and waits until no autovacuum
-worker is busy with an earlier run's tables. In the same run it measures:
+PostgreSQL server and times each phase; then the daily load: one new day of 300 events
+(no new song files) into that warehouse, a run with nothing new, and the same day into a
+warehouse with a one-song catalogue, each as a whole `etl.py` process. Before the clock
+starts it reads the dataset once (so it sits in the page cache, as the limit's CSV does)
+and waits until no autovacuum worker is busy with an earlier run's tables. In the same run it measures:
   the limit    - the same staged rows loaded by COPY … FROM STDIN from ready-made CSV
                  (no JSON parsing at all), into the same tables;
   row inserts  - the usual approach, one INSERT per row via executemany, on a subset of
@@ -88,8 +90,8 @@ def wait_for_autovacuum(dsn, timeout_seconds=300):
     return time.perf_counter() - started
 
 
-def write_config(folder, dsn, data_dir):
-    config = Path(folder) / "bench.cfg"
+def write_config(folder, dsn, data_dir, name="bench.cfg"):
+    config = Path(folder) / name
     config.write_text(
         "[ETL]\nTARGET = local\n[LOCAL]\n"
         f"DSN = {dsn}\n[S3]\nLOG_DATA = {data_dir / 'log_data'}\n"
@@ -225,7 +227,9 @@ def measure(args):
     limit = copy_limit_seconds(dsn, sql_queries.STAGING_TABLES)
     per_row, sampled = row_insert_seconds_per_row(dsn, data_dir, args.row_insert_sample)
     staged_rows = sum(counters.loaded for counters in report.staging.values())
+    daily = measure_daily(dsn, data_dir, config)
     return {
+        **daily,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "events": args.events,
         "song_files": args.songs,
@@ -250,6 +254,97 @@ def measure(args):
     }
 
 
+# --- The daily load ---------------------------------------------------------------------------
+
+DAY_MS = 86_400_000
+
+
+def write_new_day(data_dir, events=300):
+    """A day after the last one, of `events` events: the last day's first events moved a
+    day on. Returns its path (the caller removes it)."""
+    last = sorted(Path(data_dir, "log_data").rglob("*-events.json"))[-1]
+    lines = []
+    with open(last, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                record["ts"] += DAY_MS
+                lines.append(json.dumps(record))
+            if len(lines) == events:
+                break
+    day = datetime.fromtimestamp(json.loads(lines[0])["ts"] / 1000, UTC).date()
+    path = Path(data_dir, "log_data", f"{day:%Y}", f"{day:%m}", f"{day}-events.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def timed_etl_process(config_path):
+    """Seconds for the whole `python etl.py` process, as a daily job runs it."""
+    import subprocess
+
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "etl.py"), "--config", str(config_path), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"etl.py failed: {done.stdout}{done.stderr}")
+    return round(time.perf_counter() - started, 2)
+
+
+def one_song_warehouse(dsn, data_dir, folder):
+    """A database holding one song file and the last day of the log, loaded."""
+    small = Path(folder) / "one-song"
+    song = next(Path(data_dir, "song_data").rglob("*.json"))
+    (small / "song_data").mkdir(parents=True)
+    (small / "song_data" / song.name).write_bytes(song.read_bytes())
+    (small / "log_json_path.json").write_bytes(Path(data_dir, "log_json_path.json").read_bytes())
+    last = sorted(Path(data_dir, "log_data").rglob("*-events.json"))[-1]
+    target = small / last.relative_to(data_dir)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(last.read_bytes())
+    name = "bench_one_song"
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        cur.execute(f"CREATE DATABASE {name}")
+    admin.close()
+    config = write_config(folder, f"{dsn} dbname={name}", small, name="one-song.cfg")
+    run_pipeline(config)
+    return small, config
+
+
+def measure_daily(dsn, data_dir, config_path):
+    """After the full load: one new day (300 events, no new song files) into it, a run
+    with nothing new, and the same day into a one-song warehouse."""
+    folder = tempfile.mkdtemp(prefix="sparkify-bench-daily-")
+    small, small_config = one_song_warehouse(dsn, data_dir, folder)
+    new_day = write_new_day(data_dir)
+    try:
+        wait_for_autovacuum(dsn)
+        daily = timed_etl_process(config_path)
+        nothing_new = timed_etl_process(config_path)
+        copy = small / new_day.relative_to(data_dir)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(new_day.read_bytes())
+        one_song = timed_etl_process(small_config)
+    finally:
+        new_day.unlink()
+    listing_started = time.perf_counter()
+    list_data_files(data_dir / "song_data")
+    list_data_files(data_dir / "log_data")
+    return {
+        "daily_seconds": daily,
+        "nothing_new_seconds": nothing_new,
+        "one_song_catalogue_daily_seconds": one_song,
+        "daily_vs_one_song": round(daily / one_song, 2),
+        "listing_seconds": round(time.perf_counter() - listing_started, 2),
+    }
+
+
 def render(result):
     phases = [(name, value) for name, value in result["seconds_by_phase"].items()]
     lines = [
@@ -269,6 +364,11 @@ def render(result):
                 ("speedup vs row INSERTs", result["speedup_vs_row_inserts"]),
                 ("peak RSS MB (main)", result["peak_rss_mb"]),
                 ("peak RSS MB (parse worker)", result["peak_rss_mb_parse_workers"]),
+                ("daily load, whole etl.py (300 events)", result["daily_seconds"]),
+                ("nothing new, whole etl.py", result["nothing_new_seconds"]),
+                ("same day, one-song catalogue", result["one_song_catalogue_daily_seconds"]),
+                ("daily / one-song", result["daily_vs_one_song"]),
+                ("listing both folders", result["listing_seconds"]),
             ],
             ("measure", "value"),
         ),

@@ -37,6 +37,9 @@ def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
         "peak_rss_mb",
         "machine",
         "postgres",
+        "daily_seconds",
+        "nothing_new_seconds",
+        "one_song_catalogue_daily_seconds",
     ):
         assert field in result, field
     assert result["events"] == 20000 and result["song_files"] == 2000
@@ -45,6 +48,8 @@ def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
         result["seconds_by_phase"]
     )
     assert result["machine"]["cores"] >= 1
+    days = sorted(path.name for path in (tmp_path / "cache").rglob("*-events.json"))
+    assert days[-1] == "2018-11-30-events.json"  # the bench's extra day is removed again
     printed = capsys.readouterr().out
     assert "staging / limit" in printed and "speedup vs row INSERTs" in printed
 
