@@ -136,11 +136,11 @@ class LedgerChoice:
 
 def local_identity(root, listing):
     """item (path, size) -> (file relative to the dataset's folder, size, mtime in ns)."""
-    base = root if os.path.isdir(root) else os.path.dirname(root)
+    base = os.path.join(root if os.path.isdir(root) else os.path.dirname(root), "")
 
     def identity(item):
-        path, size = item
-        return os.path.relpath(path, base), size, str(listing.modified[path])
+        path, size = item  # listed under root: the relative path is what follows base
+        return path[len(base) :], size, str(listing.modified[path])
 
     return identity
 
@@ -200,7 +200,7 @@ def report_staging(dataset, staging_table, counters, seconds):
         if count:
             log.info("%-15s   %d %s", "", count, what)
     report_redshift_differences(counters)
-    if counters.files == 0:
+    if not counters.listing.files:
         log.warning("%s: no data files found", dataset)
 
 
@@ -259,16 +259,48 @@ def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
 # --- Transform and checks ---------------------------------------------------------------------
 
 
+# A run that adds more than this share of a table refreshes its statistics (PostgreSQL;
+# autovacuum does it later for smaller changes, and Redshift on its own), and the checks
+# read whole tables: when a run wrote most of a table, that is cheaper than finding its
+# rows, and checks the same rows and more.
+LARGE_RUN_SHARE = 0.1
+
+
 def transform(cursor, engine):
-    """Merge staging into the star tables, saying what each statement added."""
+    """Merge staging into the star tables, saying what each statement added; returns
+    {table: rows inserted}."""
+    inserted = {}
     for table_name, sql in sql_queries.transform_steps(engine):
         rows, seconds = warehouse.timed_execute(cursor, sql)
         if sql.lstrip().startswith("INSERT INTO"):
+            inserted[table_name] = inserted.get(table_name, 0) + rows
             log.info("%-15s +%d rows (%.2f s)", table_name, rows, seconds)
         elif sql.lstrip().startswith("CREATE"):
             log.info("%-15s %d rows (%.2f s)", table_name, rows, seconds)
         elif sql.lstrip().startswith("DELETE"):
             log.info("%-15s %d rows to refresh from newer events (%.2f s)", table_name, rows, seconds)
+    return inserted
+
+
+def large_changes(rows_before, inserted):
+    """The star tables this run grew by more than LARGE_RUN_SHARE."""
+    return [
+        star_table
+        for star_table in sql_queries.STAR_TABLES
+        if inserted.get(star_table.name, 0) > LARGE_RUN_SHARE * rows_before[star_table.name]
+    ]
+
+
+def refresh_statistics(cursor, tables):
+    """PostgreSQL: ANALYZE the tables a run changed a lot, before the checks plan on them."""
+    for star_table in tables:
+        _, seconds = warehouse.timed_execute(cursor, sql_queries.analyze_sql(star_table))
+        log.debug("%-15s analyzed (%.2f s)", star_table.name, seconds)
+
+
+def check_scope(grown):
+    """This run's rows, unless it wrote a large share of some table (a first load)."""
+    return sql_queries.WHOLE_TABLES if grown else sql_queries.THIS_RUN
 
 
 def check_quality(cursor, config, scope=sql_queries.WHOLE_TABLES):
@@ -276,7 +308,7 @@ def check_quality(cursor, config, scope=sql_queries.WHOLE_TABLES):
     failed = [result for result in results if not result.passed]
     for result in failed:
         log.error("check failed: %s: expected %s, found %s", result.name, result.expected, result.found)
-    log.info("checks: %d passed, %d failed", len(results) - len(failed), len(failed))
+    log.info("checks: %d passed, %d failed (%s)", len(results) - len(failed), len(failed), scope)
     if failed:
         raise ChecksFailed(
             f"{len(failed)} data quality check(s) failed: " + "; ".join(r.name for r in failed)
@@ -329,9 +361,11 @@ def load(conn, config, window, full_refresh=False):
                 staging = stage_redshift(cur, config, prepared, run, seconds)
             enforce_max_errors(rejects, config.max_errors)
             with timed(seconds, "transform"):
-                transform(cur, config.target)
+                grown = large_changes(before, transform(cur, config.target))
+                if config.target == LOCAL:
+                    refresh_statistics(cur, grown)
             with timed(seconds, "checks"):
-                check_quality(cur, config, sql_queries.THIS_RUN)
+                check_quality(cur, config, check_scope(grown))
                 after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
             added = {name: after[name] - before[name] for name in after}
             history.record(cur, history.run_row(run, config, window, started_at, staging, added, seconds))
@@ -425,8 +459,13 @@ def planned_statements(config, window):
         planned_local_staging(config, window) if engine == LOCAL else planned_redshift_staging(config, window)
     )
     steps += sql_queries.transform_steps(engine)
+    if engine == LOCAL:
+        steps += [
+            (f"{star.name}, if the run added more than a tenth of it", sql_queries.analyze_sql(star))
+            for star in sql_queries.STAR_TABLES
+        ]
     steps += [
-        (f"check: {check.name} (expected {check.expected})", check.sql)
+        (f"check: {check.name} (expected {check.expected}; whole tables after a large run)", check.sql)
         for check in all_checks(config, sql_queries.THIS_RUN)
     ]
     return [*steps, ("all or nothing", "COMMIT")]

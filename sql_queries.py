@@ -464,11 +464,15 @@ NEW_SONGPLAYS_CREATE = """
 CREATE TEMP TABLE new_songplays AS
 WITH plays AS (
     SELECT
-        MD5(
-            CAST(CAST(e.user_id AS INTEGER) AS VARCHAR) || '|'
-            || CAST(e.session_id AS VARCHAR) || '|'
-            || CAST(e.item_in_session AS VARCHAR) || '|'
-            || TO_CHAR(e.ts, 'YYYY-MM-DD HH24:MI:SS.MS')
+        -- CHAR(32), the column's type: compared as text, PostgreSQL could not use the
+        -- songplay_id index for the anti-join and would hash the whole fact.
+        CAST(
+            MD5(
+                CAST(CAST(e.user_id AS INTEGER) AS VARCHAR) || '|'
+                || CAST(e.session_id AS VARCHAR) || '|'
+                || CAST(e.item_in_session AS VARCHAR) || '|'
+                || TO_CHAR(e.ts, 'YYYY-MM-DD HH24:MI:SS.MS')
+            ) AS CHAR(32)
         ) AS songplay_id,
         e.ts AS start_time,
         CAST(e.user_id AS INTEGER) AS user_id,
@@ -735,16 +739,19 @@ TRANSFORM_STEPS = (
 
 
 def transform_steps(engine):
-    """TRANSFORM_STEPS; on PostgreSQL the songplays insert in key order, then fresh
-    statistics for the star tables: the checks that follow in the same transaction (and
-    analysts) get good plans. Redshift analyzes on its own."""
+    """TRANSFORM_STEPS; on PostgreSQL the songplays insert in key order, and statistics
+    for the two temporary tables right after they are made, so that the statements
+    reading them (and the checks) are planned for their real size: a day's plays, not a
+    guess. Redshift analyzes a CREATE TABLE AS on its own
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html)."""
     if engine != POSTGRES:
         return list(TRANSFORM_STEPS)
-    steps = [
-        (table, SONGPLAYS_INSERT_IN_KEY_ORDER if sql is SONGPLAYS_INSERT else sql)
-        for table, sql in TRANSFORM_STEPS
-    ]
-    return [*steps, *((table.name, analyze_sql(table)) for table in STAR_TABLES)]
+    steps = []
+    for table, sql in TRANSFORM_STEPS:
+        steps.append((table, SONGPLAYS_INSERT_IN_KEY_ORDER if sql is SONGPLAYS_INSERT else sql))
+        if sql in (NEW_SONGPLAYS_CREATE, LATEST_USER_EVENTS_CREATE):
+            steps.append((table, f"ANALYZE {table}"))
+    return steps
 
 
 # One run at a time per warehouse (etl.py and create_tables.py), for the length of the
