@@ -114,6 +114,7 @@ def stage_local(cursor, config, window, run, seconds_by_phase):
                         (dataset.name, *identity(item), run.run_id, counters.records.get(item[0], 0))
                         for item in choose.selection.staged
                     ),
+                    replacing=choose.selection.replaces,
                 )
             report_staging(dataset.name, dataset.table, counters, elapsed())
             report_selection(choose.selection, run.full_refresh)
@@ -235,7 +236,8 @@ def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
         copies = redshift.plan_copies(config, listings, run.run_id)
         redshift_load.write_sources(prepared.client, copies)
         results = redshift_load.stage(cursor, config, copies, prepared.since, run.rejects)
-        redshift_load.record_in_ledger(cursor, listings, run.run_id)
+        replacing = any(selection.replaces for selection in selections.values())
+        redshift_load.record_in_ledger(cursor, listings, run.run_id, replacing)
     for dataset, staging_table in (
         ("song_data", sql_queries.STAGING_SONGS),
         ("log_data", sql_queries.STAGING_EVENTS),

@@ -15,6 +15,7 @@ import sql_queries
 from sparkify.staging import ChunkStream, copy_text_line
 
 LEDGER_INSERT_PAGE_ROWS = 1000
+COPY_CHUNK_ROWS = 10_000  # one COPY message per chunk, not per file
 
 
 class Selection(NamedTuple):
@@ -24,6 +25,11 @@ class Selection(NamedTuple):
     new: int
     changed: int
     already_loaded: int
+
+    @property
+    def replaces(self):
+        """Does staging it replace rows of the ledger (changed files, or a full refresh)?"""
+        return len(self.staged) > self.new
 
 
 def loaded_versions(cursor, dataset):
@@ -51,23 +57,32 @@ def select(items, identity, known, full_refresh=False):
     return Selection(staged, new, changed, already_loaded)
 
 
-def record(cursor, engine, rows):
-    """rows: (dataset, file, size, version, run_id, records) of the files this run staged."""
+def record(cursor, engine, rows, replacing=True):
+    """rows: (dataset, file, size, version, run_id, records) of the files this run staged.
+    replacing: some of them may be in the ledger already (changed, or --full-refresh),
+    so they go through a temporary table that replaces their rows in one statement;
+    otherwise (only new files, a first load above all) they are written directly."""
     rows = list(rows)
     if not rows:
         return
-    cursor.execute(sql_queries.NEW_LOADED_FILES_CREATE)
+    target = sql_queries.LOADED_FILES
+    if replacing:
+        cursor.execute(sql_queries.NEW_LOADED_FILES_CREATE)
+        target = target._replace(name="new_loaded_files")
     if engine == sql_queries.POSTGRES:
-        lines = (copy_text_line(row).encode("utf-8") for row in rows)
-        new_files = sql_queries.LOADED_FILES._replace(name="new_loaded_files")
-        cursor.copy_expert(sql_queries.copy_from_stdin_sql(new_files), ChunkStream(lines))
+        chunks = (
+            "".join(map(copy_text_line, rows[start : start + COPY_CHUNK_ROWS])).encode("utf-8")
+            for start in range(0, len(rows), COPY_CHUNK_ROWS)
+        )
+        cursor.copy_expert(sql_queries.copy_from_stdin_sql(target), ChunkStream(chunks))
     else:
-        columns = ", ".join(sql_queries.LOADED_FILES.column_names)
+        columns = ", ".join(target.column_names)
         psycopg2.extras.execute_values(
             cursor,
-            f"INSERT INTO new_loaded_files ({columns}) VALUES %s",
+            f"INSERT INTO {target.name} ({columns}) VALUES %s",
             rows,
             page_size=LEDGER_INSERT_PAGE_ROWS,
         )
-    for statement in sql_queries.LOADED_FILES_REPLACE:
-        cursor.execute(statement)
+    if replacing:
+        for statement in sql_queries.LOADED_FILES_REPLACE:
+            cursor.execute(statement)

@@ -74,13 +74,13 @@ def s3_identity(item):
     return item.key, item.size, item.etag
 
 
-def record_in_ledger(cursor, listings, run_id):
+def record_in_ledger(cursor, listings, run_id, replacing):
     rows = (
         (dataset, *s3_identity(item), run_id, None)
         for dataset, listing in listings.items()
         for item in listing.files
     )
-    ledger.record(cursor, sql_queries.REDSHIFT, rows)
+    ledger.record(cursor, sql_queries.REDSHIFT, rows, replacing)
 
 
 def write_sources(client, copies):
