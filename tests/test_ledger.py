@@ -226,3 +226,28 @@ def test_on_redshift_a_failed_copy_leaves_a_failed_run(dataset, s3_server, stand
     (row,) = runs(query)
     assert row[:2] == ("failed", "redshift")
     assert row[9].startswith("COPY into staging_events failed: Load into table 'staging_events' failed.")
+
+
+def test_on_redshift_the_real_sample_arriving_day_by_day_equals_one_full_load(
+    real_sample, s3_server, standin, dsn, tmp_path, run
+):
+    from test_redshift_path import make_bucket
+
+    data = growing_copy(real_sample, tmp_path / "grow")
+    upload(s3_server, "sparkify-data", data)
+    make_bucket(s3_server, "sparkify-staging")
+    config = write_rs_config(tmp_path)
+    assert run(create_tables, "--config", config)[0] == 0
+    days = log_days(real_sample)
+    random.Random(7).shuffle(days)
+    for batch in (days[:10], days[10:11], [], days[11:]):
+        for day in batch:
+            key = os.path.relpath(day_file(real_sample, day), real_sample)
+            s3_server.upload_file(str(day_file(real_sample, day)), "sparkify-data", key)
+        code, out = run(etl, "--config", config)
+        assert code == 0, out
+    arrived = fingerprint(dsn)
+    assert run(create_tables, "--config", config)[0] == 0
+    assert run(etl, "--config", config)[0] == 0
+    assert fingerprint(dsn) == arrived
+    assert len(arrived["songplays"]) == 6820
