@@ -67,22 +67,30 @@ ORDER BY plays DESC, {column}"""
 
 QUERIES = {
     "top_songs": Query(
-        "Top 10 songs by plays (matched plays only: most plays match no song in the catalogue)",
-        """SELECT s.title, a.name AS artist, COUNT(*) AS plays
+        "Top 10 songs by plays: every play, by the title and artist the event named "
+        "(matched_plays: how many of them are matched to a song of the catalogue)",
+        """SELECT
+    sp.song_title AS title,
+    sp.artist_name AS artist,
+    COUNT(*) AS plays,
+    COUNT(sp.song_id) AS matched_plays
 FROM songplays AS sp
-JOIN songs AS s ON s.song_id = sp.song_id
-JOIN artists AS a ON a.artist_id = sp.artist_id
-GROUP BY s.title, a.name
-ORDER BY plays DESC, s.title
+WHERE sp.song_title IS NOT NULL
+GROUP BY sp.song_title, sp.artist_name
+ORDER BY plays DESC, title, artist
 LIMIT 10""",
     ),
     "top_artists": Query(
-        "Top 10 artists by plays (matched plays only)",
-        """SELECT a.name AS artist, COUNT(*) AS plays
+        "Top 10 artists by plays: every play, by the artist the event named "
+        "(matched_plays: how many of them are matched to the catalogue)",
+        """SELECT
+    sp.artist_name AS artist,
+    COUNT(*) AS plays,
+    COUNT(sp.artist_id) AS matched_plays
 FROM songplays AS sp
-JOIN artists AS a ON a.artist_id = sp.artist_id
-GROUP BY a.name
-ORDER BY plays DESC, a.name
+WHERE sp.artist_name IS NOT NULL
+GROUP BY sp.artist_name
+ORDER BY plays DESC, artist
 LIMIT 10""",
     ),
     "most_active_users": Query(

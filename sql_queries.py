@@ -100,6 +100,10 @@ SONGPLAYS = Table(
         ("item_in_session", "INTEGER NOT NULL"),
         ("location", "VARCHAR(512)"),
         ("user_agent", "VARCHAR(512)"),
+        # What the event said was played, matched or not: analysts count every play by it.
+        ("song_title", "VARCHAR(512)"),
+        ("artist_name", "VARCHAR(512)"),
+        ("song_length", "DOUBLE PRECISION"),
     ),
     keys=("PRIMARY KEY (songplay_id)",),
     redshift_layout="DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)",
@@ -519,7 +523,10 @@ SELECT
     b.session_id,
     b.item_in_session,
     b.location,
-    b.user_agent
+    b.user_agent,
+    b.song AS song_title,
+    b.artist AS artist_name,
+    b.length AS song_length
 FROM plays_with_best_song AS b
 WHERE b.preference = 1
   AND NOT EXISTS (

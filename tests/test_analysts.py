@@ -45,8 +45,25 @@ def test_paid_vs_free_counts_plays_and_current_users(loaded_sample):
     assert by_level["free"]["plays"] + by_level["paid"]["plays"] == 6820
 
 
-def test_top_songs_counts_matched_plays_only(loaded_sample):
-    assert analytics.answer("top_songs", loaded_sample)[1] == [("Setanta matins", "Elena", 1)]
+def test_top_songs_count_every_play_by_what_was_played(loaded_sample):
+    """Counted from the log itself: You're The One by Dwight Yoakam is played 37 times,
+    none matched to the catalogue; the only matched play of the sample is Setanta matins."""
+    columns, rows = analytics.answer("top_songs", loaded_sample)
+    assert columns == ["title", "artist", "plays", "matched_plays"]
+    assert rows[:3] == [
+        ("You're The One", "Dwight Yoakam", 37, 0),
+        ("Undo", "Björk", 28, 0),
+        ("Revelry", "Kings Of Leon", 27, 0),
+    ]
+
+
+def test_top_artists_count_every_play_and_say_how_many_are_matched(loaded_sample, query):
+    columns, rows = analytics.answer("top_artists", loaded_sample)
+    assert columns == ["artist", "plays", "matched_plays"]
+    assert rows[:2] == [("Coldplay", 58, 0), ("Kings Of Leon", 55, 0)]
+    assert query("SELECT COUNT(*) FROM songplays WHERE artist_name = 'Elena' AND artist_id IS NOT NULL") == [
+        (1,)
+    ]
 
 
 def test_distributions_get_a_text_bar_chart(loaded_sample, run):
