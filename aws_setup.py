@@ -262,13 +262,19 @@ def ensure_staging_bucket(s3, bucket, region):
 
 
 def delete_staging_bucket(s3, bucket):
+    """What the pipeline wrote (under STAGING_FOLDER/), then the bucket if nothing else is
+    in it: a DWH_STAGING_BUCKET of the user's own keeps everything else."""
     if not bucket_exists(s3, bucket):
         log.info("staging bucket %s does not exist", bucket)
         return
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{STAGING_FOLDER}/")
+    for page in pages:
         objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if objects:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+    if s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("KeyCount", 0):
+        log.info("staging bucket %s holds objects of its own outside %s/: kept", bucket, STAGING_FOLDER)
+        return
     s3.delete_bucket(Bucket=bucket)
     log.info("deleted staging bucket %s", bucket)
 

@@ -1,6 +1,7 @@
-"""Drop and recreate the staging and star tables, and load_rejects.
+"""Drop and recreate the staging and star tables, load_rejects and the ledger of loaded
+files; the history of runs (etl_runs) is kept.
 
-Everything in the warehouse's Sparkify tables is lost; run etl.py afterwards.
+Everything loaded is lost; run etl.py afterwards, and it loads every file again.
 
 examples:
   python create_tables.py --config dwh.cfg
@@ -70,7 +71,7 @@ def recreate(args):
             drop_and_create(cur, config.target)
     finally:
         conn.close()
-    log.info("%d tables ready on the %s warehouse", len(sql_queries.ALL_TABLES), config.target)
+    log.info("%d tables ready on the %s warehouse", len(sql_queries.ALL_TABLES) + 1, config.target)
 
 
 def main(argv=None):

@@ -33,6 +33,7 @@ from sparkify.output import mask_secrets, masked, table
 from sparkify.redshift import CopyFailed
 from sparkify.s3source import local_sources
 from sparkify.staging import RejectSink, mixes_notations, read_jsonpaths, stage_dataset, staging_columns
+from sparkify.warehouse import first_line
 
 log = logging.getLogger("sparkify")
 
@@ -72,7 +73,8 @@ class LocalDataset(NamedTuple):
 
 
 def local_datasets(sources, window):
-    """The two local datasets, songs first (the transform needs the whole catalogue).
+    """The two local datasets, songs first (new songs join the catalogue before plays are
+    matched against it).
     sources: {SONG_DATA, LOG_DATA, LOG_JSONPATH: local path}."""
     paths = read_jsonpaths(sources["LOG_JSONPATH"])
     if mixes_notations(paths):
@@ -146,8 +148,10 @@ def local_identity(root, listing):
     return identity
 
 
-def report_selection(selection, full_refresh):
-    skipped = "staged again (--full-refresh)" if full_refresh else "skipped"
+def report_selection(selection, everything):
+    """everything: the files already loaded were staged again (--full-refresh, or a
+    Redshift COPY from a prefix, which reads them all)."""
+    skipped = "staged again" if everything else "skipped"
     log.info(
         "%-15s   %d new files, %d changed, %d already loaded (%s)",
         "",
@@ -211,6 +215,7 @@ class RedshiftRun(NamedTuple):
     client: object  # boto3 S3 client
     listings: dict  # dataset -> redshift.DataKeys: the data files under each folder
     since: object  # the server's clock at the start: load errors are read from then on
+    copies: list  # the COPYs the run sent (filled in its transaction), to file load errors
 
 
 def prepare_redshift(conn, config, window):
@@ -224,7 +229,7 @@ def prepare_redshift(conn, config, window):
         for statement in sql_queries.SERVER_NOW_STATEMENTS:
             cur.execute(statement)
         since = cur.fetchone()[0]
-    return RedshiftRun(client, listings, since)
+    return RedshiftRun(client, listings, since, [])
 
 
 def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
@@ -234,6 +239,7 @@ def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
         selections = redshift_load.select_new(cursor, config, prepared.listings, run.full_refresh)
         listings = {name: prepared.listings[name]._replace(files=s.staged) for name, s in selections.items()}
         copies = redshift.plan_copies(config, listings, run.run_id)
+        prepared.copies[:] = copies
         redshift_load.write_sources(prepared.client, copies)
         results = redshift_load.stage(cursor, config, copies, prepared.since, run.rejects)
         replacing = any(selection.replaces for selection in selections.values())
@@ -253,7 +259,7 @@ def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
             result.rejected,
         )
         redshift_load.report_listing(dataset, prepared.listings[dataset])
-        report_selection(selections[dataset], run.full_refresh)
+        report_selection(selections[dataset], run.full_refresh or not config.get("S3", "STAGING_PREFIX"))
     log.info("%-15s %.2f s for the COPYs and their load errors", "staging", elapsed())
     return results
 
@@ -326,7 +332,7 @@ class RunReport(NamedTuple):
     rows_before: dict
     rows_after: dict
     seconds_by_phase: dict
-    staging: dict  # dataset -> Counters (local target)
+    staging: dict  # dataset -> Counters (local) or redshift_load.StagingResult
 
 
 def new_run_id():
@@ -374,7 +380,7 @@ def load(conn, config, window, full_refresh=False):
             commit_started = time.perf_counter()
         seconds["commit"] = time.perf_counter() - commit_started
     except BaseException as error:
-        failed = history.run_row(run, config, window, started_at, staging, {}, seconds, one_line(error))
+        failed = history.run_row(run, config, window, started_at, staging, {}, seconds, first_line(error))
         save_failed_run(conn, failed)
         raise
     finally:
@@ -397,7 +403,7 @@ def explained_copy_failures(conn, config, prepared, rejects):
         try:
             with warehouse.database_errors_as("reading the load errors"), warehouse.transaction(conn) as cur:
                 errors = redshift.load_errors(cur, redshift.is_serverless(config), prepared.since)
-            redshift_load.record_load_errors(errors, config, rejects)
+            redshift_load.record_load_errors(errors, prepared.copies, rejects)
             report = "".join(f"\n  {error.describe()}" for error in errors[:10])
         except DatabaseError as error:
             report = f"\n  ({error})"
@@ -416,11 +422,6 @@ def enforce_max_errors(rejects, max_errors):
         )
 
 
-def one_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def save_failed_run(conn, row):
     """A failed run's row in etl_runs, written after the rollback, as its rejects are."""
     if conn.closed:
@@ -429,7 +430,7 @@ def save_failed_run(conn, row):
         with warehouse.transaction(conn) as cur:
             history.record(cur, row)
     except Exception as error:  # noqa: BLE001 - the run's own error matters more
-        log.warning("could not record the failed run in etl_runs: %s", one_line(error))
+        log.warning("could not record the failed run in etl_runs: %s", first_line(error))
 
 
 def save_rejects(conn, rejects, run_id, engine):
@@ -511,7 +512,7 @@ def planned_local_staging(config, window):
 
 def planned_redshift_staging(config, window):
     """The Redshift staging statements; the S3 keys are listed (not written) to name them."""
-    copies, _ = redshift_load.plan(redshift_load.s3_client(config), config, window, "<run_id>")
+    copies = redshift_load.plan(redshift_load.s3_client(config), config, window, "<run_id>")
     steps = [(t.name, sql_queries.empty_staging_sql(t, REDSHIFT)) for t in sql_queries.STAGING_TABLES]
     for copy in copies:
         first = ", ".join(item.key.rsplit("/", 1)[-1] for item in copy.keys[:3])
@@ -592,7 +593,11 @@ def build_parser():
         "--format", choices=("table", "json"), default="table", help="--history as a table or as JSON"
     )
     parser.add_argument(
-        "--limit", type=int, default=20, metavar="N", help="--history: the latest N runs (default 20)"
+        "--limit",
+        type=cli.positive_int,
+        default=20,
+        metavar="N",
+        help="--history: the latest N runs (default 20)",
     )
     parser.add_argument(
         "--check-only",

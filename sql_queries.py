@@ -203,7 +203,7 @@ LOADED_FILES = Table(
     redshift_layout="DISTSTYLE ALL",
 )
 
-# One row per etl.py run that got as far as its transaction: 'committed' (written in the
+# One row per etl.py run that reached the database: 'committed' (written in the
 # run's own transaction, so it commits with the data) or 'failed' (written after the
 # rollback, with the one-line error). A run killed outright leaves no row. Kept by
 # create_tables.py, like the run lock's table: the history outlives a reset.
@@ -728,7 +728,6 @@ FROM (
 ORDER BY new_times.start_time
 """
 
-# (table, statement) in run order.
 # (table, statement) in run order. Songs go first: plays are matched against the
 # catalogue in the warehouse, which a run without new song files does not stage again.
 TRANSFORM_STEPS = (

@@ -32,6 +32,13 @@ def parser_for(script_doc):
     return parser
 
 
+def positive_int(text):
+    """argparse type: a whole number >= 1 (a bad one is a usage error, exit 2)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return int(text)
+
+
 def parse(parser, argv):
     """Parse without ever exiting the interpreter (Jupyter): returns (args, exit_code)."""
     try:

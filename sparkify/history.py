@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import sql_queries
 from sparkify.output import masked, table
+from sparkify.staging import fit
 
 HISTORY_COLUMNS = (
     ("run_id", "run_id"),
@@ -45,7 +46,7 @@ def run_row(run, config, window, started_at, staging, added, seconds, error=None
         "transform_seconds": seconds.get("transform"),
         "checks_seconds": seconds.get("checks"),
         "total_seconds": (finished_at - started_at).total_seconds(),
-        "error": masked(error.splitlines()[0])[:1024] if error else None,
+        "error": fit(masked(error.splitlines()[0])) if error else None,
     }
     return [values[name] for name in sql_queries.ETL_RUNS.column_names]
 

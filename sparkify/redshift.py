@@ -311,17 +311,16 @@ def temporary_credentials(config, client=None):
     the database user is derived from that identity, not from [CLUSTER] DB_USER."""
     host, database = config.get("CLUSTER", "HOST"), config.get("CLUSTER", "DB_NAME")
     endpoint = STANDARD_ENDPOINT.fullmatch(host)
-    target = {"name": endpoint.group("name")} if endpoint else {"custom_domain": host}
     region = cluster_region(config)
     if is_serverless(config):
         client = client or boto3.client("redshift-serverless", region_name=region)
-        where = {"workgroupName": target["name"]} if endpoint else {"customDomainName": host}
+        where = {"workgroupName": endpoint.group("name")} if endpoint else {"customDomainName": host}
         answer = client.get_credentials(
             dbName=database, durationSeconds=TEMPORARY_CREDENTIALS_SECONDS, **where
         )
         return answer["dbUser"], answer["dbPassword"]
     client = client or boto3.client("redshift", region_name=region)
-    where = {"ClusterIdentifier": target["name"]} if endpoint else {"CustomDomainName": host}
+    where = {"ClusterIdentifier": endpoint.group("name")} if endpoint else {"CustomDomainName": host}
     answer = client.get_cluster_credentials(
         DbUser=config.get("CLUSTER", "DB_USER"),
         DbName=database,

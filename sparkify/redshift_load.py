@@ -1,11 +1,12 @@
 """A Redshift run's staging: list S3, write the manifests, COPY, and account for every
 record COPY did not load.
 
-Before the run's transaction: the keys are listed and the manifests (or song packs)
-written under [S3] STAGING_PREFIX, in a folder of the run's own that is removed after it.
-Inside it: each COPY, then the rows COPY skipped (MAXERROR > 0; Redshift reports them
-only with an INFO notice) read back from its load-error log, and the events whose userId
-is no INTEGER taken out of staging. Both become the run's rejects, counted against
+Before the run's transaction the keys are listed. Inside it, after the lock, the ledger
+picks the new and changed keys, their manifests (or song packs) are written under
+[S3] STAGING_PREFIX in a folder of the run's own (removed after the run), and each COPY
+runs; then the rows COPY skipped (MAXERROR > 0; Redshift reports them only with an INFO
+notice) are read back from its load-error log, and the events whose userId is no
+INTEGER are taken out of staging. Both become the run's rejects, counted against
 MAXERROR for the whole run, as the local loader counts them.
 """
 
@@ -54,9 +55,8 @@ def list_sources(client, config, window):
 
 
 def plan(client, config, window, run_id):
-    """(copies, listings) of a run as if nothing were loaded yet (--dry-run)."""
-    listings = list_sources(client, config, window)
-    return redshift.plan_copies(config, listings, run_id), listings
+    """The COPYs of a run as if nothing were loaded yet (--dry-run)."""
+    return redshift.plan_copies(config, list_sources(client, config, window), run_id)
 
 
 def select_new(cursor, config, listings, full_refresh):
@@ -84,7 +84,7 @@ def record_in_ledger(cursor, listings, run_id, replacing):
 
 
 def write_sources(client, copies):
-    """The manifests of the run (and the song packs), before its transaction begins."""
+    """The manifests of the run (and the song packs), for exactly the keys it stages."""
     for copy in copies:
         with aws_errors_as(f"writing {copy.source}"):
             if copy.pack:
@@ -132,12 +132,18 @@ def copy_into_staging(cursor, config, copies):
             raise CopyFailed(copy.table.name, str(error).strip().splitlines()[0]) from None
 
 
-def record_load_errors(errors, config, rejects):
-    """Every row COPY rejected becomes a reject of the run, with its file, line and column."""
-    song_sources = (config.get("S3", "SONG_DATA"), config.get("S3", "STAGING_PREFIX") or "-")
+def record_load_errors(errors, copies, rejects):
+    """Every row COPY rejected becomes a reject of the run, with its file, line and column;
+    it belongs to the dataset whose COPY read that file (song packs: song_data)."""
+    log_files = {
+        f"s3://{copy.bucket}/{item.key}"
+        for copy in copies
+        if copy.dataset == "log_data"
+        for item in copy.keys
+    }
     counts = {"song_data": 0, "log_data": 0}
     for error in errors:
-        dataset = "song_data" if error.file.startswith(song_sources) else "log_data"
+        dataset = "log_data" if error.file in log_files else "song_data"
         reason = f"column {error.column}: error {error.code} {error.reason}"
         rejects.add(dataset, error.file, error.line, reason, error.raw)
         counts[dataset] += 1
@@ -148,25 +154,33 @@ def reject_invalid_user_ids(cursor, log_copies, rejects):
     """Events whose userId the transform could not cast to INTEGER leave staging as rejects.
     Redshift does not say which file a loaded row came from: the reject names the COPY's
     source and the event (ts, sessionId, itemInSession)."""
-    sources = ", ".join(copy.source for copy in log_copies) or "log_data"
-    cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_SELECT)
-    rows = cursor.fetchall()
-    for user_id, ts, session_id, item_in_session in rows:
-        reason = (
-            f"userId {user_id!r} is not a whole number from 0 to 2147483647 "
-            f"(event ts {ts}, sessionId {session_id}, itemInSession {item_in_session})"
-        )
-        rejects.add("log_data", f"one of the files of {sources}", None, reason, user_id)
-    if rows:
+    where = (
+        "the log files of this run"
+        if len(log_copies) != 1 or log_copies[0].manifest
+        else log_copies[0].source
+    )
+    found = 0
+    # A server-side cursor: a day of bad userIds streams into the rejects' spool file.
+    with cursor.connection.cursor(name="invalid_user_ids") as events:
+        events.itersize = 10_000
+        events.execute(sql_queries.INVALID_USER_ID_EVENTS_SELECT)
+        for user_id, ts, session_id, item_in_session in events:
+            reason = (
+                f"userId {user_id!r} is not a whole number from 0 to 2147483647 "
+                f"(event ts {ts}, sessionId {session_id}, itemInSession {item_in_session})"
+            )
+            rejects.add("log_data", f"one of {where}", None, reason, user_id)
+            found += 1
+    if found:
         cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_DELETE)
-    return len(rows)
+    return found
 
 
 def stage(cursor, config, copies, since, rejects):
     """COPY both staging tables and account for every record; {dataset: StagingResult}."""
     copy_into_staging(cursor, config, copies)
     errors = redshift.load_errors(cursor, redshift.is_serverless(config), since)
-    rejected = record_load_errors(errors, config, rejects)
+    rejected = record_load_errors(errors, copies, rejects)
     log_copies = [copy for copy in copies if copy.dataset == "log_data"]
     rejected["log_data"] += reject_invalid_user_ids(cursor, log_copies, rejects)
     results = {}

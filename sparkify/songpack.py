@@ -11,8 +11,10 @@ import gzip
 import json
 import logging
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+from sparkify.errors import DataError
 from sparkify.jsonfiles import BOM
 from sparkify.redshift import split_s3_url
 
@@ -24,7 +26,10 @@ THREADS = 16
 def _read(client, bucket, key):
     body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     if key.endswith(".gz"):
-        body = gzip.decompress(body)
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataError(f"s3://{bucket}/{key} is not valid gzip ({error}); fix or remove it") from None
     return body.removeprefix(BOM).strip()
 
 

@@ -424,7 +424,7 @@ class RejectSink:
         self.count += 1
         if len(self.first) < 10:
             self.first.append(f"{file}:{line}: {reason}" if line is not None else f"{file}: {reason}")
-        cells = [dataset, _fit(str(file)), _fit(reason), _fit(raw or "")]
+        cells = [dataset, fit(str(file)), fit(reason), fit(raw or "")]
         dataset, file, reason, raw = (cell.replace("\x00", "").translate(COPY_ESCAPES) for cell in cells)
         line = NULL if line is None else str(line)
         self.spool.write(self.prefix + "\t".join((dataset, file, line, reason, raw)) + "\n")
@@ -454,7 +454,7 @@ def copy_text_line(cells):
     return "\t".join(NULL if cell is None else str(cell).translate(COPY_ESCAPES) for cell in cells) + "\n"
 
 
-def _fit(text, width=1024):
+def fit(text, width=1024):
     """At most `width` bytes of UTF-8, as load_rejects' VARCHAR(1024) holds on both engines
     (Redshift counts bytes, and an INSERT of a longer value fails)."""
     encoded = text.encode("utf-8", "backslashreplace")

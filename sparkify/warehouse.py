@@ -29,7 +29,7 @@ def connect(config):
         try:
             return _connect_once(config)
         except psycopg2.OperationalError as error:
-            reason = _first_line(error)
+            reason = first_line(error)
             if attempt == attempts or _is_permanent(reason):
                 raise DatabaseError(f"cannot connect to the {config.target} warehouse: {reason}") from None
             log.warning(
@@ -97,7 +97,7 @@ def _is_permanent(reason):
     return any(text in reason for text in ("authentication failed", "does not exist", "invalid dsn"))
 
 
-def _first_line(error):
+def first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
@@ -138,12 +138,12 @@ def database_errors_as(what):
     except psycopg2.Error as error:
         if is_serialization_failure(error):
             raise WarehouseBusy(
-                f"{BUSY_MESSAGE} (its changes met this run's; error: {_first_line(error)}); "
+                f"{BUSY_MESSAGE} (its changes met this run's; error: {first_line(error)}); "
                 "nothing of this run was committed. Try again when it has finished."
             ) from None
         lost = isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
         consequence = "; the connection was lost and nothing of this run was committed" if lost else ""
-        raise DatabaseError(f"{what} failed: {_first_line(error)}{consequence}") from None
+        raise DatabaseError(f"{what} failed: {first_line(error)}{consequence}") from None
 
 
 def acquire_run_lock(cursor, engine, timeout_seconds):
@@ -164,7 +164,7 @@ def check_table_owners(cursor):
     temporary credentials name the database user after the IAM identity
     (https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-iam-credentials.html),
     so tables created with another login belong to someone else."""
-    names = tuple(table.name for table in sql_queries.ALL_TABLES)
+    names = tuple(table.name for table in (*sql_queries.ALL_TABLES, sql_queries.ETL_RUNS))
     cursor.execute(sql_queries.TABLES_OWNED_BY_OTHERS_SQL, (names,))
     others = cursor.fetchall()
     if others:
@@ -172,10 +172,9 @@ def check_table_owners(cursor):
         user = cursor.fetchone()[0]
         owners = ", ".join(f"{table} (owner {owner})" for table, owner in others)
         raise TablesOwnedByOthers(
-            f"this run connects as {user}, but these tables belong to another user: {owners}. "
-            "Run create_tables.py as this user (it recreates them), or have their owner "
-            "transfer them (ALTER TABLE … OWNER TO). With Serverless temporary credentials "
-            "the user comes from your IAM identity."
+            f"this session's user is {user}, but these tables belong to another user: {owners}. "
+            "Have their owner drop them or transfer them (ALTER TABLE … OWNER TO), or connect as "
+            "that user. With Serverless temporary credentials the user comes from your IAM identity."
         )
 
 

@@ -6,8 +6,9 @@ sends, with one piece of test code for what PostgreSQL cannot do, COPY … FROM 
 - Tables are created from the Redshift DDL as the scripts send it (no keys are declared
   there, so none are enforced); only the distribution and sort clauses are cut off.
 - stl_load_errors and sys_load_error_detail are tables shaped as documented
-  (r_STL_LOAD_ERRORS.html, SYS_LOAD_ERROR_DETAIL.html). GETDATE() is a function
-  returning the statement's start in UTC, in whole seconds (r_GETDATE.html).
+  (r_STL_LOAD_ERRORS.html, SYS_LOAD_ERROR_DETAIL.html), in UTC. GETDATE() is a function
+  returning the statement's start in the session's time zone, in whole seconds
+  (r_GETDATE.html); the database's zone is east of UTC. TRUNCATE is refused.
 - The COPY stand-in reads exactly the objects the statement names from S3 (moto's server
   on 127.0.0.1): a manifest's entries, or every key that starts with the prefix (so a
   stray object is loaded, as Redshift would). It maps JSON by Redshift's documented
@@ -83,7 +84,7 @@ CREATE TABLE IF NOT EXISTS sys_load_error_detail (
 CREATE SEQUENCE IF NOT EXISTS standin_query_id;
 CREATE OR REPLACE FUNCTION getdate() RETURNS TIMESTAMP
     LANGUAGE SQL STABLE
-    AS $$ SELECT date_trunc('second', statement_timestamp() AT TIME ZONE 'UTC') $$;
+    AS $$ SELECT CAST(date_trunc('second', statement_timestamp()) AS TIMESTAMP) $$;
 """
 
 
@@ -95,7 +96,9 @@ def prepare_database(dsn):
         cur.execute("SELECT current_database()")
         name = cur.fetchone()[0]
         cur.execute(f"ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'")
-        cur.execute(f"ALTER DATABASE {name} SET timezone = 'UTC'")
+        # East of UTC, as a user's own setting may be: GETDATE() follows it, the
+        # load-error logs do not (they are UTC), so the run must ask in UTC.
+        cur.execute(f"ALTER DATABASE {name} SET timezone = 'Asia/Tokyo'")
         cur.execute(SYSTEM_TABLES)
     conn.close()
 
@@ -113,6 +116,10 @@ class StandInCursor(psycopg2.extras.LoggingCursor):
             return copy_from_s3(self, text)
         if LOAD_ERROR_LOGS.search(text):
             return self.read_load_errors(text, vars)
+        if text.lstrip().upper().startswith("TRUNCATE"):
+            raise AssertionError(
+                "the Redshift path sent TRUNCATE, which commits on Redshift (r_TRUNCATE.html)"
+            )
         if text.lstrip().upper().startswith("CREATE TABLE"):
             text = REDSHIFT_LAYOUT.sub(")", text)
         return super().execute(text, vars)
