@@ -34,13 +34,9 @@ def planned_statements(engine, lock_timeout_seconds):
     """(what, SQL) for every statement create_tables.py sends, in order (--dry-run). On
     Redshift the lock's table is created first, in a transaction of its own, so that the
     transaction that drops and creates begins with LOCK, as etl.py's does."""
-    before = []
-    if engine == sql_queries.REDSHIFT:
-        before = [
-            ("before the run: tables this user does not own", sql_queries.TABLES_OWNED_BY_OTHERS_SQL),
-            ("before the run: the lock's table", sql_queries.RUN_LOCK_TABLE_CREATE),
-            ("before the run", "COMMIT"),
-        ]
+    before = (
+        sql_queries.redshift_preparation_steps(read_clock=False) if engine == sql_queries.REDSHIFT else []
+    )
     lock = [
         ("take the run lock", sql) for sql in sql_queries.run_lock_statements(engine, lock_timeout_seconds)
     ]
@@ -63,9 +59,7 @@ def recreate(args):
     conn = warehouse.connect(config)
     try:
         if config.target == sql_queries.REDSHIFT:
-            with warehouse.database_errors_as("preparing"), warehouse.transaction(conn) as cur:
-                warehouse.check_table_owners(cur)
-                cur.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
+            warehouse.prepare_redshift_run(conn)
         with warehouse.database_errors_as("recreating the tables"), warehouse.transaction(conn) as cur:
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
             drop_and_create(cur, config.target)

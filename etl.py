@@ -108,12 +108,11 @@ def stage_local(cursor, config, window, run, seconds_by_phase):
                     workers=os.cpu_count() or 1,
                     choose=choose,
                 )
-                identity = local_identity(dataset.root, counters.listing)
                 ledger.record(
                     cursor,
                     LOCAL,
                     (
-                        (dataset.name, *identity(item), run.run_id, counters.records.get(item[0], 0))
+                        (dataset.name, *choose.identity(item), run.run_id, counters.records.get(item[0], 0))
                         for item in choose.selection.staged
                     ),
                     replacing=choose.selection.replaces,
@@ -125,15 +124,17 @@ def stage_local(cursor, config, window, run, seconds_by_phase):
 
 
 class LedgerChoice:
-    """choose(listing) -> the files to stage; remembers the ledger's Selection."""
+    """choose(listing) -> the files to stage; remembers the ledger's Selection and each
+    file's identity (path in the folder, size, mtime) for the ledger's new rows."""
 
     def __init__(self, cursor, dataset, full_refresh):
         self.known = ledger.loaded_versions(cursor, dataset.name)
-        self.root, self.full_refresh, self.selection = dataset.root, full_refresh, None
+        self.root, self.full_refresh = dataset.root, full_refresh
+        self.selection = self.identity = None
 
     def __call__(self, listing):
-        identity = local_identity(self.root, listing)
-        self.selection = ledger.select(listing.files, identity, self.known, self.full_refresh)
+        self.identity = local_identity(self.root, listing)
+        self.selection = ledger.select(listing.files, self.identity, self.known, self.full_refresh)
         return self.selection.staged
 
 
@@ -223,12 +224,7 @@ def prepare_redshift(conn, config, window):
     transaction can begin with LOCK) and note the server's clock."""
     client = redshift_load.s3_client(config)
     listings = redshift_load.list_sources(client, config, window)
-    with warehouse.database_errors_as("preparing the run"), warehouse.transaction(conn) as cur:
-        warehouse.check_table_owners(cur)
-        cur.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
-        for statement in sql_queries.SERVER_NOW_STATEMENTS:
-            cur.execute(statement)
-        since = cur.fetchone()[0]
+    since = warehouse.prepare_redshift_run(conn, read_clock=True)
     return RedshiftRun(client, listings, since, [])
 
 
@@ -453,7 +449,7 @@ def summary(before, after):
 def planned_statements(config, window):
     """(what, SQL) for every statement a run sends, in order; --dry-run prints them."""
     engine = config.target
-    steps = [] if engine == LOCAL else planned_redshift_preparation()
+    steps = [] if engine == LOCAL else sql_queries.redshift_preparation_steps(read_clock=True)
     steps += [
         ("take the run lock", sql)
         for sql in sql_queries.run_lock_statements(engine, config.lock_timeout_seconds)
@@ -472,18 +468,6 @@ def planned_statements(config, window):
         for check in all_checks(config, sql_queries.THIS_RUN)
     ]
     return [*steps, ("all or nothing", "COMMIT")]
-
-
-def planned_redshift_preparation():
-    return [
-        ("before the run: tables this user does not own", sql_queries.TABLES_OWNED_BY_OTHERS_SQL),
-        ("before the run: the lock's table", sql_queries.RUN_LOCK_TABLE_CREATE),
-        *(
-            ("before the run: the server's clock in UTC, to read this run's load errors", statement)
-            for statement in sql_queries.SERVER_NOW_STATEMENTS
-        ),
-        ("before the run", "COMMIT"),
-    ]
 
 
 def planned_local_staging(config, window):

@@ -776,6 +776,21 @@ RUN_LOCK_KEY = 5_350_001_142  # any 64-bit number, the same for every run
 RUN_LOCK_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS etl_run_lock (locked_at TIMESTAMP)"
 
 
+def redshift_preparation_steps(read_clock):
+    """(what, SQL) of the transaction of its own that precedes a Redshift run's: the
+    owners' check, the lock's table, and for etl.py the server's clock."""
+    steps = [
+        ("before the run: tables this user does not own", TABLES_OWNED_BY_OTHERS_SQL),
+        ("before the run: the lock's table", RUN_LOCK_TABLE_CREATE),
+    ]
+    if read_clock:
+        steps += [
+            ("before the run: the server's clock in UTC, to read this run's load errors", statement)
+            for statement in SERVER_NOW_STATEMENTS
+        ]
+    return [*steps, ("before the run", "COMMIT")]
+
+
 def run_lock_statements(engine, timeout_seconds):
     """The statements that open a run's transaction and take the run lock; the one that
     waits is the second on both engines."""

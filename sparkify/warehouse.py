@@ -178,6 +178,21 @@ def check_table_owners(cursor):
         )
 
 
+def prepare_redshift_run(conn, read_clock=False):
+    """Redshift, in a transaction of its own before the run's (sql_queries.
+    redshift_preparation_steps): refuse tables of another user, create the lock's table so
+    the run's transaction can begin with LOCK, and with read_clock return the server's
+    clock in UTC, from which the run's load errors are read."""
+    with database_errors_as("preparing the run"), transaction(conn) as cur:
+        check_table_owners(cur)
+        cur.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
+        if not read_clock:
+            return None
+        for statement in sql_queries.SERVER_NOW_STATEMENTS:
+            cur.execute(statement)
+        return cur.fetchone()[0]
+
+
 def timed_execute(cursor, sql, parameters=None):
     """Run one statement; return (rows affected, seconds)."""
     started = time.perf_counter()
