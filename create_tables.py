@@ -25,6 +25,7 @@ def table_statements(engine):
     return [
         *((f"dropped {t.name}", sql_queries.drop_table_sql(t)) for t in reversed(tables)),
         *((f"created {t.name}", sql_queries.create_table_sql(t, engine)) for t in tables),
+        *((f"indexed {t.name}", sql) for t in tables for sql in sql_queries.create_index_sql(t, engine)),
         # The history of runs outlives a reset.
         (f"kept {sql_queries.ETL_RUNS.name}", sql_queries.create_table_sql(sql_queries.ETL_RUNS, engine)),
     ]

@@ -270,19 +270,33 @@ def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
 LARGE_RUN_SHARE = 0.1
 
 
-def transform(cursor, engine):
-    """Merge staging into the star tables, saying what each statement added; returns
+def step_message(table_name, verb):
+    """The log line of one transform statement: what it did to its table."""
+    if verb == "INSERT":
+        return "%-15s +%d rows (%.2f s)"
+    if verb == "UPDATE" and table_name == "songplays":
+        return "%-15s %d plays matched again (%.2f s)"
+    if verb == "UPDATE":
+        return "%-15s %d rows changed by new records (%.2f s)"
+    if verb == "DELETE" and table_name == "users":
+        return "%-15s %d rows to refresh from newer events (%.2f s)"
+    if verb in ("CREATE", "DELETE"):
+        return "%-15s %d rows (%.2f s)" if verb == "CREATE" else "%-15s %d rows replaced (%.2f s)"
+    return None  # DROP, ANALYZE: nothing to say
+
+
+def transform(cursor, engine, full_refresh=False):
+    """Merge staging into the star tables, saying what each statement did; returns
     {table: rows inserted}."""
     inserted = {}
-    for table_name, sql in sql_queries.transform_steps(engine):
+    for table_name, sql in sql_queries.transform_steps(engine, full_refresh):
         rows, seconds = warehouse.timed_execute(cursor, sql)
-        if sql.lstrip().startswith("INSERT INTO"):
+        verb = sql.split(None, 1)[0].upper()
+        if verb == "INSERT":
             inserted[table_name] = inserted.get(table_name, 0) + rows
-            log.info("%-15s +%d rows (%.2f s)", table_name, rows, seconds)
-        elif sql.lstrip().startswith("CREATE"):
-            log.info("%-15s %d rows (%.2f s)", table_name, rows, seconds)
-        elif sql.lstrip().startswith("DELETE"):
-            log.info("%-15s %d rows to refresh from newer events (%.2f s)", table_name, rows, seconds)
+        message = step_message(table_name, verb)
+        if message:
+            log.info(message, table_name, rows, seconds)
     return inserted
 
 
@@ -365,7 +379,7 @@ def load(conn, config, window, full_refresh=False):
                 staging = stage_redshift(cur, config, prepared, run, seconds)
             enforce_max_errors(rejects, config.max_errors)
             with timed(seconds, "transform"):
-                grown = large_changes(before, transform(cur, config.target))
+                grown = large_changes(before, transform(cur, config.target, run.full_refresh))
                 if config.target == LOCAL:
                     refresh_statistics(cur, grown)
             with timed(seconds, "checks"):
@@ -446,7 +460,7 @@ def summary(before, after):
     return table(rows, ("table", "rows before", "rows after", "added"))
 
 
-def planned_statements(config, window):
+def planned_statements(config, window, full_refresh=False):
     """(what, SQL) for every statement a run sends, in order; --dry-run prints them."""
     engine = config.target
     steps = [] if engine == LOCAL else sql_queries.redshift_preparation_steps(read_clock=True)
@@ -457,7 +471,7 @@ def planned_statements(config, window):
     steps += (
         planned_local_staging(config, window) if engine == LOCAL else planned_redshift_staging(config, window)
     )
-    steps += sql_queries.transform_steps(engine)
+    steps += sql_queries.transform_steps(engine, full_refresh)
     if engine == LOCAL:
         steps += [
             (f"{star.name}, if the run added more than a tenth of it", sql_queries.analyze_sql(star))
@@ -539,7 +553,7 @@ def run_etl(args):
     config = load_config(args.config)
     mask_secrets(config.secrets())
     if args.dry_run:
-        print_plan(planned_statements(config, window))
+        print_plan(planned_statements(config, window, args.full_refresh))
         return
     conn = warehouse.connect(config)
     try:

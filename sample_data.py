@@ -4,8 +4,9 @@ Writes song_data/A/B/C/TR*.json (one song per file, as the Million Song Dataset 
 log_data/YYYY/MM/YYYY-MM-DD-events.json (eventsim JSON lines) and log_json_path.json.
 The data exercises every rule of the star schema: repeated plays, users who change
 level, logged-out events with an empty userId, plays that match songs and plays that do
-not, songs sharing title and artist with different durations, artists whose name is
-spelled two ways, and non-ASCII names double-encoded as in the real logs.
+not, songs sharing title and artist with different durations, song ids in two files
+with different records, artists whose name is spelled two ways, and non-ASCII names
+double-encoded as in the real logs.
 
 example:
   python sample_data.py --out /tmp/sparkify-data --events 20000 --songs 2000 --seed 7
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 # Bump when the generated data changes, so cached benchmark datasets are made anew.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 JSONPATHS = [
     "artist",
     "auth",
@@ -170,17 +171,22 @@ def make_artists(rng, count):
 def make_songs(rng, count, artists):
     songs = []
     for index in range(count):
+        if index % 50 == 49:
+            songs.append(another_record_of(songs[-1], index))
+            continue
         artist = artists[index % len(artists)]
+        # every other song of an artist with two spellings uses the second one
+        nth_song_of_artist = index // len(artists)
+        spelled = artist["alternate_name"] if artist["alternate_name"] and nth_song_of_artist % 2 else None
+        artist_name = spelled or artist["artist_name"]
         if index % 40 == 39:  # same title and artist as the previous song, another duration
             previous = songs[-1]
             artist = next(a for a in artists if a["artist_id"] == previous["artist_id"])
+            artist_name = previous["artist_name"]
             title, duration = previous["title"], round(previous["duration"] + rng.uniform(5, 60), 5)
         else:
             title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3))) + f" {index}"
             duration = round(rng.uniform(90, 420), 5)
-        # every other song of an artist with two spellings uses the second one
-        nth_song_of_artist = index // len(artists)
-        spelled = artist["alternate_name"] if artist["alternate_name"] and nth_song_of_artist % 2 else None
         songs.append(
             {
                 "num_songs": 1,
@@ -188,7 +194,7 @@ def make_songs(rng, count, artists):
                 "artist_latitude": artist["artist_latitude"],
                 "artist_longitude": artist["artist_longitude"],
                 "artist_location": artist["artist_location"],
-                "artist_name": spelled or artist["artist_name"],
+                "artist_name": artist_name,
                 "song_id": f"SO{index:06d}{rng.randrange(16**10):010X}",
                 "title": title,
                 "duration": duration,
@@ -196,6 +202,14 @@ def make_songs(rng, count, artists):
             }
         )
     return songs
+
+
+def another_record_of(song, index):
+    """A second file with the same song_id, as the wider data has: a shorter cut (the
+    same title: it wins on duration) or a live version (a longer title: it loses)."""
+    if index % 100 == 49:
+        return {**song, "duration": round(song["duration"] - 1.5, 5)}
+    return {**song, "title": song["title"] + " (Live)", "duration": round(song["duration"] + 30, 5)}
 
 
 def write_songs(out, songs, rng):

@@ -40,10 +40,15 @@ def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
         "daily_seconds",
         "nothing_new_seconds",
         "one_song_catalogue_daily_seconds",
+        "rematch_etl_seconds",
     ):
         assert field in result, field
     assert result["events"] == 20000 and result["song_files"] == 2000
-    assert result["rows_after"]["songs"] == 2000
+    assert result["rows_after"]["songs"] == 2000 - 2000 // 50  # every 50th file repeats a song_id
+    # every play of the songs given an equally long twin with a smaller id moved to it
+    assert result["rematch_new_song_files"] == bench.REMATCH_SONGS
+    assert result["rematch_plays_moved"] >= bench.REMATCH_SONGS
+    assert any("songplays" in line for line in result["rematch_plan"])
     assert {"stage staging_events", "stage staging_songs", "transform", "checks"} <= set(
         result["seconds_by_phase"]
     )
@@ -52,6 +57,7 @@ def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
     assert days[-1] == "2018-11-30-events.json"  # the bench's extra day is removed again
     printed = capsys.readouterr().out
     assert "staging / limit" in printed and "speedup vs row INSERTs" in printed
+    assert "plays matched again" in printed and "plan of matching plays again:" in printed
 
 
 def test_bench_reuses_the_cached_dataset(tmp_path):

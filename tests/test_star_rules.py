@@ -156,14 +156,15 @@ def test_generated_data_obeys_every_rule(generated, load, query):
     assert query("SELECT COUNT(*) FROM songplays") == plays
     assert query("SELECT COUNT(*) FROM songplays WHERE song_id IS NOT NULL")[0][0] > 0
     assert query("SELECT COUNT(*) FROM songplays WHERE song_id IS NULL")[0][0] > 0
-    # every matched play has the title and artist name of its song, at the closest duration
+    # every matched play has the title and artist name of its song (as the songs table
+    # holds it: a song id in two files is one row), at the closest duration
     assert query("""
         SELECT COUNT(*) FROM songplays sp
         JOIN staging_events e ON e.session_id = sp.session_id
          AND e.item_in_session = sp.item_in_session AND e.ts = sp.start_time
-        JOIN staging_songs s ON s.song_id = sp.song_id
+        JOIN songs s ON s.song_id = sp.song_id
         WHERE s.title <> e.song OR s.artist_name <> e.artist
-           OR EXISTS (SELECT 1 FROM staging_songs o WHERE o.title = e.song
+           OR EXISTS (SELECT 1 FROM songs o WHERE o.title = e.song
                       AND o.artist_name = e.artist
                       AND abs(o.duration - e.length) < abs(s.duration - e.length))
     """) == [(0,)]
