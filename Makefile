@@ -16,7 +16,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 # Generated sample data (or DATA=folder laid out like the sample) on a local PostgreSQL.
 demo: $(VENV)/.runtime
-	$(PY) -m sparkify.demo $(if $(DATA),--data $(DATA))
+	$(PY) demo.py $(if $(DATA),--data $(DATA))
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q

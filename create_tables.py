@@ -25,7 +25,11 @@ def table_statements(engine):
     return [
         *((f"dropped {t.name}", sql_queries.drop_table_sql(t)) for t in reversed(tables)),
         *((f"created {t.name}", sql_queries.create_table_sql(t, engine)) for t in tables),
-        *((f"indexed {t.name}", sql) for t in tables for sql in sql_queries.create_index_sql(t, engine)),
+        *(
+            (f"indexed {t.name} ({', '.join(columns)})", sql)
+            for t in tables
+            for columns, sql in sql_queries.index_statements(t, engine)
+        ),
         # The history of runs outlives a reset.
         (f"kept {sql_queries.ETL_RUNS.name}", sql_queries.create_table_sql(sql_queries.ETL_RUNS, engine)),
     ]

@@ -21,7 +21,47 @@ import etl  # noqa: E402
 import sample_data  # noqa: E402
 from sparkify import pg_cluster  # noqa: E402
 
-REAL_SAMPLE = ROOT.parent / "shared" / "data" / "sparkify-sample"
+SAMPLE_PATH_VARIABLE = "SPARKIFY_SAMPLE_DIR"
+
+
+def real_sample_dir():
+    """The real Udacity sample: $SPARKIFY_SAMPLE_DIR, or shared/data/sparkify-sample
+    beside the project or beside a folder above it (a clone may sit deeper)."""
+    given = os.environ.get(SAMPLE_PATH_VARIABLE)
+    if given:
+        return Path(given)
+    beside = [parent / "shared" / "data" / "sparkify-sample" for parent in ROOT.parents]
+    return next((path for path in beside if path.is_dir()), beside[0])
+
+
+REAL_SAMPLE = real_sample_dir()
+
+# Folders and files of the user's that the tests must never write (#14): a test that
+# did would break the user's `make demo` afterwards.
+USER_FOLDERS = (ROOT / ".demo", ROOT / ".bench", ROOT / ".bench" / "data")
+
+
+def user_files():
+    """What the user's own folders hold: the project's top level, .bench and
+    .bench/data by name (their clusters and datasets change on their own), and every
+    file of .demo (config and generated data) by size and modification time."""
+    listing = {"top level": sorted(p.name for p in ROOT.iterdir())}
+    for folder in USER_FOLDERS[1:]:
+        listing[str(folder)] = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else None
+    demo = USER_FOLDERS[0]
+    listing[str(demo)] = {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in demo.rglob("*") if p.is_file()
+    }
+    return listing
+
+
+@pytest.fixture(scope="session", autouse=True)
+def users_folders_left_alone():
+    before = user_files()
+    yield
+    after = user_files()
+    changed = [name for name in before if before[name] != after[name]]
+    assert not changed, f"the tests wrote into the user's folders: {changed}"
 
 
 @pytest.fixture(scope="session")
@@ -123,8 +163,13 @@ def generated(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def real_sample():
+    """The real sample; missing, it skips the test on a developer's machine, and fails it
+    in CI (CI set), naming the folder."""
     if not REAL_SAMPLE.is_dir():
-        pytest.skip(f"the real Sparkify sample is not at {REAL_SAMPLE}")
+        message = f"the real Sparkify sample is not at {REAL_SAMPLE} (set {SAMPLE_PATH_VARIABLE})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return REAL_SAMPLE
 
 

@@ -72,18 +72,34 @@ def test_create_tables_drops_what_was_loaded(real_sample, load, run, config_for,
     assert query("SELECT COUNT(*) FROM songplays") == [(0,)]
 
 
-def test_make_demo_runs_the_pipeline_on_a_given_folder(real_sample, dsn, monkeypatch, capsys):
-    from sparkify import demo
+def test_make_demo_runs_the_pipeline_on_a_given_folder(real_sample, dsn, monkeypatch, capsys, tmp_path):
+    import demo
 
     monkeypatch.setenv("SPARKIFY_LOCAL_DSN", dsn)
-    assert demo.main(["--data", str(real_sample)]) == 0
+    assert demo.main(["--data", str(real_sample), "--dir", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "songplays            0        6820   6820" in out
-    assert (demo.DEMO_DIR / "dwh.cfg").read_text().count(str(real_sample.resolve())) == 3
+    assert (tmp_path / "demo" / "dwh.cfg").read_text().count(str(real_sample.resolve())) == 3
+
+
+def test_make_demo_generates_its_data_by_default(dsn, monkeypatch, capsys, tmp_path):
+    """The default path of `make demo`: 20,000 generated events and 2,000 song files."""
+    import demo
+
+    monkeypatch.setenv("SPARKIFY_LOCAL_DSN", dsn)
+    assert demo.main(["--dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "generated 20000 events and 2000 song files" in out
+    assert "staging_songs   2000 files, 2000 records read, 2000 loaded, 0 rejected" in out
+    assert "songs                0        1960   1960" in out  # every 50th file repeats a song id
+    assert "checks: " in out and " 0 failed" in out
+    # a second demo reuses the generated data
+    assert demo.main(["--dir", str(tmp_path / "demo")]) == 0
+    assert "generated" not in capsys.readouterr().out
 
 
 def test_make_demo_refuses_a_folder_without_the_data(tmp_path, capsys):
-    from sparkify import demo
+    import demo
 
     assert demo.main(["--data", str(tmp_path)]) == 2
     assert "has no log_data/ and song_data/ folders" in capsys.readouterr().err

@@ -4,9 +4,9 @@ Generates sample data (or uses --data), starts a throwaway PostgreSQL cluster in
 .local-pg unless SPARKIFY_LOCAL_DSN names a server, writes .demo/dwh.cfg, then runs
 create_tables.py and etl.py with it.
 
-example:
-  python -m sparkify.demo
-  python -m sparkify.demo --data ../shared/data/sparkify-sample
+examples:
+  python demo.py
+  python demo.py --data ../shared/data/sparkify-sample
 """
 
 import argparse
@@ -14,15 +14,13 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import create_tables
+import etl
+import sample_data
+from sparkify import pg_cluster
+from sparkify.errors import SparkifyError, UsageError
 
-import create_tables  # noqa: E402
-import etl  # noqa: E402
-import sample_data  # noqa: E402
-from sparkify import pg_cluster  # noqa: E402
-from sparkify.errors import SparkifyError, UsageError  # noqa: E402
-
+ROOT = Path(__file__).resolve().parent
 DEMO_DIR = ROOT / ".demo"
 CLUSTER_DIR = ROOT / ".local-pg"
 
@@ -39,34 +37,51 @@ def demo_config(dsn, data_dir):
     )
 
 
-def prepare(data=None):
-    """Data, a PostgreSQL server and .demo/dwh.cfg for them; returns the config path.
+def prepare(data=None, demo_dir=DEMO_DIR, cluster_dir=CLUSTER_DIR):
+    """Data, a PostgreSQL server and demo_dir/dwh.cfg for them; returns the config path.
 
-    data: a folder laid out like the sample, or None to generate sample data once.
+    data: a folder laid out like the sample, or None to generate sample data once (in
+    demo_dir/data).
     """
     if data:
         data_dir = Path(data).resolve()
         if not (data_dir / "log_data").is_dir() or not (data_dir / "song_data").is_dir():
             raise UsageError(f"{data_dir} has no log_data/ and song_data/ folders")
     else:
-        data_dir = DEMO_DIR / "data"
+        data_dir = demo_dir / "data"
         if not (data_dir / ".complete").exists():
             sample_data.generate(data_dir, events=20_000, songs=2_000, seed=42)
             (data_dir / ".complete").write_text("ok")
             print(f"generated 20000 events and 2000 song files in {data_dir}")
-    dsn = os.environ.get("SPARKIFY_LOCAL_DSN") or pg_cluster.start(CLUSTER_DIR)
-    DEMO_DIR.mkdir(exist_ok=True)
-    config = DEMO_DIR / "dwh.cfg"
+    dsn = os.environ.get("SPARKIFY_LOCAL_DSN") or pg_cluster.start(cluster_dir)
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    config = demo_dir / "dwh.cfg"
     config.write_text(demo_config(dsn, data_dir))
     return config
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data", type=Path, help="a folder laid out like the sample (default: generate)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--dir", type=Path, default=DEMO_DIR, help="where the config and generated data go (default .demo)"
+    )
+    parser.add_argument(
+        "--cluster-dir",
+        type=Path,
+        default=CLUSTER_DIR,
+        help="the throwaway cluster's folder (default .local-pg)",
+    )
     try:
-        config = prepare(args.data)
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2
+    try:
+        config = prepare(args.data, args.dir.resolve(), args.cluster_dir.resolve())
     except SparkifyError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

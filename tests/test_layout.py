@@ -1,0 +1,38 @@
+"""The shape the project keeps: helpers in sparkify/ never import the scripts."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scripts():
+    """Top-level modules that run as programs."""
+    return {
+        path.stem
+        for path in ROOT.glob("*.py")
+        if 'if __name__ == "__main__":' in path.read_text(encoding="utf-8")
+    }
+
+
+def imported_modules(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+
+
+def test_the_scripts_are_found():
+    assert {"create_tables", "etl", "demo", "bench", "sample_data"} <= scripts()
+
+
+def test_no_helper_imports_a_script():
+    upward = {
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in (ROOT / "sparkify").glob("*.py")
+        for module in imported_modules(path)
+        if module in scripts()
+    }
+    assert not upward
