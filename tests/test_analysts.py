@@ -15,6 +15,7 @@ from test_redshift_sql import redshift_problems
 import analytics
 import create_tables
 import etl
+import sql_queries
 
 
 @pytest.fixture
@@ -26,8 +27,17 @@ def loaded_sample(real_sample, load, config_for):
 def test_every_query_answers_on_the_real_sample(loaded_sample, run):
     code, out = run(analytics, "--config", loaded_sample)
     assert code == 0, out
-    for query in analytics.QUERIES.values():
+    for name, query in analytics.QUERIES.items():
         assert query.title in out
+        columns, rows = analytics.answer(name, loaded_sample)
+        assert columns and rows, f"{name} answered nothing"
+
+
+def test_list_names_every_query_with_its_title(run):
+    code, out = run(analytics, "--list")
+    assert code == 0, out
+    for name, query in analytics.QUERIES.items():
+        assert any(name in line and query.title in line for line in out.splitlines()), name
 
 
 def test_plays_by_hour_and_weekday_sum_to_all_plays(loaded_sample):
@@ -114,7 +124,7 @@ def test_notebook_runs_top_to_bottom(loaded_sample, monkeypatch):
         if cell.cell_type == "code"
         for output in cell.outputs
     )
-    assert "checks: 23 passed, 0 failed" in text
+    assert f"checks: {len(sql_queries.QUALITY_CHECKS)} passed, 0 failed" in text
     assert "Plays by hour of day (UTC)" in text
     assert "songplays            0        6820   6820" in text
 

@@ -2,6 +2,7 @@
 song packing, and Redshift load diagnostics (formatted from a real PostgreSQL table)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -198,6 +199,30 @@ def test_no_password_means_temporary_cluster_credentials(aws):
     )
     user, password = redshift_login(redshift_config("sparkify-test.abc.us-west-2.redshift.amazonaws.com"))
     assert user == "IAM:analyst" and len(password) > 10
+
+
+def test_the_temporary_password_is_masked_in_whatever_is_printed(aws, capsys):
+    """Learnt mid-run, the temporary password joins the secrets the console masks: a
+    line that carries it (a driver's error, a user's check) prints stars."""
+    import logging
+
+    from sparkify.output import configure_logging, mask_secrets
+    from sparkify.warehouse import redshift_login
+
+    aws.redshift.create_cluster(
+        ClusterIdentifier="sparkify-test",
+        NodeType="dc2.large",
+        MasterUsername="admin",
+        MasterUserPassword="Admin-Pw-1",
+        ClusterType="single-node",
+    )
+    configure_logging()
+    mask_secrets([])
+    _, password = redshift_login(redshift_config("sparkify-test.abc.us-west-2.redshift.amazonaws.com"))
+    logging.getLogger("sparkify").error("the driver said: password=%s refused", password)
+    out = capsys.readouterr()
+    assert "the driver said: password=******** refused" in out.out + out.err
+    assert password not in out.out + out.err
 
 
 def test_temporary_credentials_ask_the_clusters_region_not_the_datas(aws):
@@ -547,3 +572,34 @@ def test_packed_songs_are_copied_through_the_manifest():
     assert "FROM 's3://my-staging/sp/runs/r1/song_data-packs.manifest'" in sql
     assert "FORMAT AS JSON 'auto' MANIFEST GZIP" in sql
     assert redshift_problems(songs.sql(config)) == []
+
+
+def test_the_downloaded_objects_are_removed_after_the_run(aws, few_songs, dsn, tmp_path, run, monkeypatch):
+    import tempfile
+
+    import boto3
+
+    import create_tables
+    import etl
+    from sparkify import s3source
+
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    downloaded = []
+    real_download = s3source.download
+
+    def watched(*args):
+        local = Path(real_download(*args))
+        downloaded.append((local, 1 if local.is_file() else sum(1 for _ in local.rglob("*.json"))))
+        return str(local)
+
+    monkeypatch.setattr(s3source, "download", watched)
+    upload_folder(boto3.client("s3", region_name="us-west-2"), "sparkify-public", few_songs)
+    config = s3_config(tmp_path, dsn)
+    assert run(create_tables, "--config", config)[0] == 0
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert len(downloaded) == 3 and all(files > 0 for _, files in downloaded)  # they were there
+    assert not any(local.exists() for local, _ in downloaded)
+    assert list(temporary.iterdir()) == []

@@ -314,3 +314,14 @@ def test_rejects_fit_their_columns_in_bytes():
     (row,) = list(sink._rows())
     assert [len(cell.encode()) for cell in (row[3], row[5])] == [1024, 1024]
     sink.close()
+
+
+def test_the_first_ten_rejects_are_printed_and_all_are_kept(load_raw, query):
+    code, out = load_raw(lines(*[f"not json {n}" for n in range(12)], event(NOV_1)))
+    assert code == 0, out
+    printed = [line for line in out.splitlines() if line.startswith("rejected ")]
+    assert printed == [
+        f"rejected {LOG_FILE}:{n}: malformed JSON: Expecting value (column 1)" for n in range(1, 11)
+    ]
+    assert query("SELECT COUNT(*) FROM load_rejects") == [(12,)]
+    assert "12 rejected records saved in load_rejects" in out

@@ -2,6 +2,8 @@
 loaded or rejected: loaded + rejected = read."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -141,28 +143,27 @@ def staging_db(server_dsn):
     admin.close()
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
-@given(records=st.lists(loadable_event | event_like, min_size=1, max_size=5), junk=st.binary(max_size=60))
-def test_postgres_accepts_every_line_the_loader_produces(records, junk, staging_db, tmp_path):
-    path = tmp_path / "mixed.json"
-    path.write_bytes("\n".join(json.dumps(r) for r in records).encode() + b"\n" + junk)
-    read, loaded, rejected = convert_file(path)
-    assert read == len(loaded) + rejected
-    with staging_db.cursor() as cur:
-        copy_sql = sql_queries.copy_from_stdin_sql(sql_queries.STAGING_EVENTS)
-        cur.copy_expert(copy_sql, ChunkStream(iter(["".join(loaded).encode()])))
-        cur.execute("SELECT COUNT(*) FROM staging_events")
-        assert cur.fetchone()[0] == len(loaded)
-        LOADED_SOMETHING.append(len(loaded))
-    staging_db.rollback()
+def test_postgres_accepts_every_line_the_loader_produces(staging_db, tmp_path):
+    loaded_per_example = []
 
+    @settings(max_examples=150, deadline=None)
+    @given(records=st.lists(loadable_event | event_like, min_size=1, max_size=5), junk=st.binary(max_size=60))
+    def every_line_loads(records, junk):
+        path = tmp_path / "mixed.json"
+        path.write_bytes("\n".join(json.dumps(r) for r in records).encode() + b"\n" + junk)
+        read, loaded, rejected = convert_file(path)
+        assert read == len(loaded) + rejected
+        with staging_db.cursor() as cur:
+            copy_sql = sql_queries.copy_from_stdin_sql(sql_queries.STAGING_EVENTS)
+            cur.copy_expert(copy_sql, ChunkStream(iter(["".join(loaded).encode()])))
+            cur.execute("SELECT COUNT(*) FROM staging_events")
+            assert cur.fetchone()[0] == len(loaded)
+        staging_db.rollback()
+        loaded_per_example.append(len(loaded))
 
-LOADED_SOMETHING = []
-
-
-def test_the_postgres_fuzz_really_loaded_rows():
-    # Runs after the property above (file order): it must have loaded rows, not only rejects.
-    assert sum(LOADED_SOMETHING) > 50
+    every_line_loads()
+    # the examples loaded rows, not only rejects
+    assert sum(loaded_per_example) > 50
 
 
 @settings(max_examples=400, deadline=None)
@@ -178,3 +179,119 @@ def test_fast_paths_give_the_same_text_as_the_general_path(record):
         assert str(raised.value) == str(error)
         return
     assert fast(record) == expected
+
+
+# --- The whole pipeline on PostgreSQL, with integers well past INTEGER -------------------------
+
+INTEGER_RANGE = (-(2**31), 2**31 - 1)
+any_integer = st.integers(-(2**63), 2**63) | st.integers(INTEGER_RANGE[0] - 2, INTEGER_RANGE[1] + 2)
+pipeline_event = st.fixed_dictionaries(
+    {
+        "ts": st.integers(1_500_000_000_000, 1_600_000_000_000),
+        "sessionId": any_integer,
+        "itemInSession": any_integer,
+        "status": any_integer,
+        "userId": any_integer.map(str) | st.just(""),
+        "page": st.sampled_from(["NextSong", "NextSong", "Home"]),
+        "song": st.sampled_from(["Yellow", "Fix You"]),
+        "artist": st.just("Coldplay"),
+        "length": st.floats(0, 500),
+        "level": st.sampled_from(["free", "paid"]),
+    }
+)
+pipeline_song = st.fixed_dictionaries(
+    {
+        "num_songs": any_integer,
+        "year": any_integer,
+        "song_id": st.sampled_from(["SO1", "SO2", "SO3"]),
+        "artist_id": st.sampled_from(["AR1", "AR2"]),
+        "artist_name": st.just("Coldplay"),
+        "title": st.sampled_from(["Yellow", "Fix You"]),
+        "duration": st.floats(0, 500),
+    }
+)
+
+
+BASELINE_PLAY = {
+    "ts": 1_400_000_000_000,
+    "sessionId": 1,
+    "itemInSession": 0,
+    "status": 200,
+    "userId": "1",
+    "page": "NextSong",
+    "song": "Yellow",
+    "artist": "Coldplay",
+    "length": 266.0,
+    "level": "free",
+}
+
+
+def in_integer_range(value):
+    return INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1]
+
+
+def event_is_loadable(event):
+    user = event["userId"]
+    user_ok = user == "" or (user.isdigit() and int(user) <= INTEGER_RANGE[1])
+    return user_ok and all(in_integer_range(event[f]) for f in ("sessionId", "itemInSession", "status"))
+
+
+def song_is_loadable(song):
+    return in_integer_range(song["num_songs"]) and in_integer_range(song["year"])
+
+
+def test_the_whole_pipeline_loads_or_reports_every_record(dsn, tmp_path):
+    """Staging, transform and checks on PostgreSQL: whatever the integers, the run
+    commits, every record is loaded or in load_rejects with its file, line and reason,
+    and the plays are exactly the loadable NextSong events with a user."""
+    from conftest import write_config
+
+    import create_tables
+    import etl
+
+    examples = []
+
+    @settings(max_examples=25, deadline=None)
+    @given(events=st.lists(pipeline_event, min_size=1, max_size=8), songs=st.lists(pipeline_song, max_size=4))
+    def loaded_or_reported(events, songs):
+        data = Path(tempfile.mkdtemp(dir=tmp_path))
+        (data / "song_data").mkdir(parents=True)
+        (data / "log_data").mkdir()
+        for index, song in enumerate(songs):
+            (data / "song_data" / f"TR{index}.json").write_text(json.dumps(song))
+        (data / "log_data" / "2018-11-01-events.json").write_text("\n".join(map(json.dumps, events)))
+        # one good play in a file of its own: a log whose every record is rejected
+        # would leave songplays empty, and the not-empty checks say so
+        (data / "log_data" / "2018-10-31-events.json").write_text(json.dumps(BASELINE_PLAY))
+        paths = {"jsonpaths": [f"$['{field}']" for field in sample_data.JSONPATHS]}
+        (data / "log_json_path.json").write_text(json.dumps(paths))
+        config = str(write_config(data, dsn, data, maxerror=1000))
+        assert create_tables.main(["--config", config, "--quiet"]) == 0
+        assert etl.main(["--config", config, "--quiet"]) == 0
+
+        loadable = [e for e in events if event_is_loadable(e)]
+        plays = {
+            (int(e["userId"]), e["sessionId"], e["itemInSession"], e["ts"])
+            for e in [*loadable, BASELINE_PLAY]
+            if e["page"] == "NextSong" and e["userId"]
+        }
+        rejected = len(events) - len(loadable) + sum(not song_is_loadable(s) for s in songs)
+        conn = psycopg2.connect(dsn)
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM songplays")
+            assert cur.fetchone()[0] == len(plays)
+            cur.execute("SELECT file, line, reason FROM load_rejects")
+            rejects = cur.fetchall()
+            cur.execute("SELECT records_read, records_loaded, records_rejected FROM etl_runs")
+            read, loaded, rejected_in_run = cur.fetchone()
+            cur.execute("DELETE FROM etl_runs")
+        conn.commit()
+        conn.close()
+        assert len(rejects) == rejected == rejected_in_run
+        assert read == len(events) + 1 + len(songs) == loaded + rejected
+        # each names its file, line and field
+        assert all(file and line and reason.startswith("field ") for file, line, reason in rejects), rejects
+        examples.append(rejected)
+
+    loaded_or_reported()
+    assert sum(examples) > 0 and any(rejected == 0 for rejected in examples)

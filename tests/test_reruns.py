@@ -164,7 +164,8 @@ def start_slow_run(config, *args):
     )
 
 
-def wait_for_sleeping_backend(dsn, process, timeout=60):
+def wait_for_backend(dsn, process, condition, params=None, timeout=60):
+    """The pid of the run's backend once pg_stat_activity shows it matching condition."""
     deadline = time.monotonic() + timeout
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
@@ -173,16 +174,22 @@ def wait_for_sleeping_backend(dsn, process, timeout=60):
             assert process.poll() is None, process.stdout.read()
             with conn.cursor() as cur:
                 cur.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%'"
-                    " AND pid <> pg_backend_pid() AND datname = current_database()"
+                    "SELECT pid FROM pg_stat_activity"
+                    f" WHERE {condition} AND pid <> pg_backend_pid() AND datname = current_database()",
+                    params,
                 )
                 row = cur.fetchone()
             if row:
                 return row[0]
-            time.sleep(0.1)
+            time.sleep(0.05)
     finally:
         conn.close()
-    raise AssertionError("the run never reached its checks")
+    raise AssertionError(f"the run never reached: {condition} {params}")
+
+
+def wait_for_sleeping_backend(dsn, process):
+    """The run's backend once it sleeps in its last check."""
+    return wait_for_backend(dsn, process, "query LIKE '%pg_sleep(60)%'")
 
 
 def terminate_backend(dsn, pid):
@@ -251,27 +258,11 @@ def hold_what_blocks(statement, conn, six_days):
             cur.execute("LOCK TABLE users IN SHARE MODE")
 
 
-def wait_for_blocked_statement(dsn, process, statement, timeout=60):
-    """The backend pid of the run once its `statement` waits for a lock."""
-    deadline = time.monotonic() + timeout
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read()
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND ltrim(query, E' \\n') LIKE %s AND datname = current_database()",
-                    (statement + "%",),
-                )
-                row = cur.fetchone()
-            if row:
-                return row[0]
-            time.sleep(0.05)
-    finally:
-        conn.close()
-    raise AssertionError(f"the run never waited in {statement}")
+def wait_for_blocked_statement(dsn, process, statement):
+    """The run's backend once its `statement` waits for a lock."""
+    return wait_for_backend(
+        dsn, process, "wait_event_type = 'Lock' AND ltrim(query, E' \\n') LIKE %s", (statement + "%",)
+    )
 
 
 @pytest.mark.parametrize("kill", ["pg_terminate_backend", "SIGKILL"])
@@ -395,6 +386,22 @@ def test_user_check_with_comparison_passes(six_days, run, config_for):
     code, out = run(etl, "--config", config)
     assert code == 0, out
     assert f"checks: {len(sql_queries.QUALITY_CHECKS) + 1} passed, 0 failed" in out
+
+
+def test_a_user_check_can_expect_exact_text(six_days, load, run, config_for, query):
+    load(six_days)
+    (level,) = query("SELECT level FROM users ORDER BY user_id LIMIT 1")[0]
+    other = "free" if level == "paid" else "paid"
+    sql = "SELECT level FROM users ORDER BY user_id LIMIT 1"
+    config = config_for(six_days)
+    base = config.read_text()
+    config.write_text(base + f"\n[CHECK first user's level]\nSQL = {sql}\nEXPECTED = {level}\n")
+    code, out = run(etl, "--config", config, "--check-only")
+    assert code == 0, out
+    config.write_text(base + f"\n[CHECK first user's level]\nSQL = {sql}\nEXPECTED = {other}\n")
+    code, out = run(etl, "--config", config, "--check-only")
+    assert code == 1
+    assert f"check failed: first user's level: expected {other}, found {level}" in out
 
 
 def test_a_warehouse_whose_log_is_loaded_but_whose_songplays_are_empty_fails_the_checks(

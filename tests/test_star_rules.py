@@ -2,6 +2,8 @@
 
 from conftest import event, song
 
+import etl
+
 NOV_1 = 1541030400000  # 2018-11-01 00:00:00 UTC in epoch milliseconds
 
 
@@ -77,6 +79,30 @@ def test_user_level_comes_from_latest_event(dataset, load, query):
     )
     load(data)
     assert query("SELECT user_id, last_name, level FROM users") == [(1, "New", "paid")]
+
+
+def test_user_level_follows_ts_then_item_whatever_the_file_order(dataset, load, run, config_for, query):
+    """ts order, itemInSession order and file order all point at different events: the
+    user's row is the one with the latest ts, and of those the highest itemInSession."""
+    newest = event(NOV_1 + 2000, user="7", item=1, level="paid", firstName="Newest")
+    highest_item = event(NOV_1 + 1000, user="7", item=9, level="free", firstName="HighestItem")
+    last_in_file = event(NOV_1 + 2000, user="7", item=0, level="free", firstName="LastInFile")
+    data = dataset(songs=[song("SO_1")], days={"2018-11-01": [newest, highest_item, last_in_file]})
+    load(data)
+    expected = (7, "Newest", "paid", "2018-11-01 00:00:02", 1)
+    users = "SELECT user_id, first_name, level, latest_event_at::text, latest_item_in_session FROM users"
+    assert query(users) == [expected]
+    # a later run: the same ts with a lower item changes nothing, a higher item replaces it
+    dataset(days={"2018-11-02": [event(NOV_1 + 2000, user="7", item=0, session=2, firstName="Lower")]})
+    assert run(etl, "--config", config_for(data))[0] == 0
+    assert query(users) == [expected]
+    dataset(
+        days={
+            "2018-11-03": [event(NOV_1 + 2000, user="7", item=2, session=3, level="free", firstName="Higher")]
+        }
+    )
+    assert run(etl, "--config", config_for(data))[0] == 0
+    assert query(users) == [(7, "Higher", "free", "2018-11-01 00:00:02", 2)]
 
 
 def test_same_timestamp_user_level_from_higher_item_in_session(dataset, load, query):
@@ -169,3 +195,20 @@ def test_generated_data_obeys_every_rule(generated, load, query):
                       AND abs(o.duration - e.length) < abs(s.duration - e.length))
     """) == [(0,)]
     assert query("SELECT COUNT(DISTINCT level) FROM users") == [(2,)]
+
+
+def test_jsonpaths_map_fields_to_columns_by_position(dataset, load, query):
+    """The n-th path fills the n-th staging column, as Redshift's COPY does: a paths file
+    that lists song where artist belongs (and the other way round) swaps them."""
+    import json
+
+    import sample_data
+
+    data = dataset(
+        songs=[song("SO_1", title="Yellow", artist="Coldplay")],
+        days={"2018-11-01": [event(NOV_1, song="Yellow", artist="Coldplay")]},
+    )
+    swapped = ["song" if f == "artist" else "artist" if f == "song" else f for f in sample_data.JSONPATHS]
+    (data / "log_json_path.json").write_text(json.dumps({"jsonpaths": [f"$['{f}']" for f in swapped]}))
+    load(data)
+    assert query("SELECT song_title, artist_name, song_id FROM songplays") == [("Coldplay", "Yellow", None)]
