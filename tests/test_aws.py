@@ -187,9 +187,7 @@ def redshift_config(host, password="", **cluster):
     return Config("dwh.cfg", values, [])
 
 
-def test_no_password_means_temporary_cluster_credentials(aws):
-    from sparkify.warehouse import redshift_login
-
+def make_test_cluster(aws):
     aws.redshift.create_cluster(
         ClusterIdentifier="sparkify-test",
         NodeType="dc2.large",
@@ -197,6 +195,12 @@ def test_no_password_means_temporary_cluster_credentials(aws):
         MasterUserPassword="Admin-Pw-1",
         ClusterType="single-node",
     )
+
+
+def test_no_password_means_temporary_cluster_credentials(aws):
+    from sparkify.warehouse import redshift_login
+
+    make_test_cluster(aws)
     user, password = redshift_login(redshift_config("sparkify-test.abc.us-west-2.redshift.amazonaws.com"))
     assert user == "IAM:analyst" and len(password) > 10
 
@@ -209,13 +213,7 @@ def test_the_temporary_password_is_masked_in_whatever_is_printed(aws, capsys):
     from sparkify.output import configure_logging, mask_secrets
     from sparkify.warehouse import redshift_login
 
-    aws.redshift.create_cluster(
-        ClusterIdentifier="sparkify-test",
-        NodeType="dc2.large",
-        MasterUsername="admin",
-        MasterUserPassword="Admin-Pw-1",
-        ClusterType="single-node",
-    )
+    make_test_cluster(aws)
     configure_logging()
     mask_secrets([])
     _, password = redshift_login(redshift_config("sparkify-test.abc.us-west-2.redshift.amazonaws.com"))
