@@ -360,6 +360,7 @@ def measure_daily(dsn, data_dir, config_path):
 # --- Songs arriving after their plays ------------------------------------------------------
 
 REMATCH_SONGS = 100
+LATE_SONGS_FOLDER = "ZZ-late"  # under song_data, removed after the measure
 
 
 def played_songs(dsn, count):
@@ -385,8 +386,8 @@ def played_songs(dsn, count):
 def write_equal_twins(data_dir, songs):
     """For each song, a new song file of the same title, artist and duration with a
     smaller song_id: every play of the song must move to it. Returns the new files."""
-    folder = Path(data_dir, "song_data", "ZZ-late")
-    folder.mkdir()
+    folder = Path(data_dir, "song_data", LATE_SONGS_FOLDER)
+    folder.mkdir(exist_ok=True)
     written = []
     for song_id, title, artist_id, artist_name, duration, _plays in songs:
         record = {
@@ -416,6 +417,8 @@ def rematch_plan(dsn, new_song_ids):
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
+            for setting in sql_queries.POSTGRES_RUN_SETTINGS:  # as the run plans it
+                cur.execute(setting)
             cur.execute(
                 """
                 CREATE TEMP TABLE song_changes AS
@@ -440,14 +443,16 @@ def measure_rematch(dsn, data_dir, config_path):
     song with plays, into the full warehouse: a whole etl.py process, the plays it
     matched again, and the plan of that statement."""
     songs = played_songs(dsn, REMATCH_SONGS)
-    files = write_equal_twins(data_dir, songs)
+    late = Path(data_dir, "song_data", LATE_SONGS_FOLDER)
     try:
+        files = write_equal_twins(data_dir, songs)
         wait_for_autovacuum(dsn)
         seconds = timed_etl_process(config_path)
-    finally:
-        for path in files:
+    finally:  # the cached dataset stays as it was generated
+        for path in late.glob("*.json"):
             path.unlink()
-        files[0].parent.rmdir()
+        if late.is_dir():
+            late.rmdir()
     new_ids = [song_id[:8] + "0" * (len(song_id) - 8) for song_id, *_ in songs]
     conn = psycopg2.connect(dsn)
     with conn.cursor() as cur:

@@ -89,8 +89,9 @@ def local_datasets(sources, window):
 
 def stage_local(cursor, config, window, run, seconds_by_phase):
     """Refresh both staging tables from local folders (s3:// sources are downloaded
-    first) with the files the ledger does not hold yet; returns {dataset: Counters}."""
-    results = {}
+    first) with the files the ledger does not hold yet; returns ({dataset: Counters},
+    whether every song file was staged)."""
+    results, whole = {}, {}
     with local_sources(config, window) as sources:
         for dataset in local_datasets(sources, window):
             with timed(seconds_by_phase, f"stage {dataset.table.name}") as elapsed:
@@ -118,9 +119,10 @@ def stage_local(cursor, config, window, run, seconds_by_phase):
                     replacing=choose.selection.replaces,
                 )
             report_staging(dataset.name, dataset.table, counters, elapsed())
-            report_selection(choose.selection, run.full_refresh)
+            report_selection(choose.selection)
             results[dataset.name] = counters
-    return results
+            whole[dataset.name] = choose.selection.whole
+    return results, whole["song_data"]
 
 
 class LedgerChoice:
@@ -129,12 +131,18 @@ class LedgerChoice:
 
     def __init__(self, cursor, dataset, full_refresh):
         self.known = ledger.loaded_versions(cursor, dataset.name)
-        self.root, self.full_refresh = dataset.root, full_refresh
+        self.dataset_name, self.root, self.full_refresh = dataset.name, dataset.root, full_refresh
         self.selection = self.identity = None
 
     def __call__(self, listing):
         self.identity = local_identity(self.root, listing)
-        self.selection = ledger.select(listing.files, self.identity, self.known, self.full_refresh)
+        self.selection = ledger.select(
+            listing.files,
+            self.identity,
+            self.known,
+            self.full_refresh,
+            whole_if_changed=self.dataset_name == "song_data",
+        )
         return self.selection.staged
 
 
@@ -149,17 +157,17 @@ def local_identity(root, listing):
     return identity
 
 
-def report_selection(selection, everything):
-    """everything: the files already loaded were staged again (--full-refresh, or a
-    Redshift COPY from a prefix, which reads them all)."""
-    skipped = "staged again" if everything else "skipped"
+def report_selection(selection):
+    """How many files were new, changed and loaded before: skipped, or staged again
+    (--full-refresh; a Redshift COPY from a prefix, which reads them all; a changed
+    song file, after which the whole catalogue is staged)."""
     log.info(
         "%-15s   %d new files, %d changed, %d already loaded (%s)",
         "",
         selection.new,
         selection.changed,
         selection.already_loaded,
-        skipped,
+        "staged again" if selection.whole else "skipped",
     )
 
 
@@ -230,7 +238,8 @@ def prepare_redshift(conn, config, window):
 
 def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
     """Inside the run's transaction, after the lock: the ledger picks the new and changed
-    keys, their manifests are written, and the COPYs run."""
+    keys, their manifests are written, and the COPYs run. Returns ({dataset:
+    StagingResult}, whether every song file was staged)."""
     with timed(seconds_by_phase, "stage") as elapsed:
         selections = redshift_load.select_new(cursor, config, prepared.listings, run.full_refresh)
         listings = {name: prepared.listings[name]._replace(files=s.staged) for name, s in selections.items()}
@@ -255,9 +264,9 @@ def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
             result.rejected,
         )
         redshift_load.report_listing(dataset, prepared.listings[dataset])
-        report_selection(selections[dataset], run.full_refresh or not config.get("S3", "STAGING_PREFIX"))
+        report_selection(selections[dataset])
     log.info("%-15s %.2f s for the COPYs and their load errors", "staging", elapsed())
-    return results
+    return results, selections["song_data"].whole
 
 
 # --- Transform and checks ---------------------------------------------------------------------
@@ -271,25 +280,30 @@ LARGE_RUN_SHARE = 0.1
 
 
 def step_message(table_name, verb):
-    """The log line of one transform statement: what it did to its table."""
-    if verb == "INSERT":
-        return "%-15s +%d rows (%.2f s)"
-    if verb == "UPDATE" and table_name == "songplays":
-        return "%-15s %d plays matched again (%.2f s)"
-    if verb == "UPDATE":
-        return "%-15s %d rows changed by new records (%.2f s)"
-    if verb == "DELETE" and table_name == "users":
-        return "%-15s %d rows to refresh from newer events (%.2f s)"
-    if verb in ("CREATE", "DELETE"):
-        return "%-15s %d rows (%.2f s)" if verb == "CREATE" else "%-15s %d rows replaced (%.2f s)"
-    return None  # DROP, ANALYZE: nothing to say
+    """The log line of one transform statement: what it did to its table (None for DROP
+    and ANALYZE: nothing to say)."""
+    return {
+        "INSERT": "%-15s +%d rows (%.2f s)",
+        "CREATE": "%-15s %d rows (%.2f s)",
+        "UPDATE": (
+            "%-15s %d plays matched again (%.2f s)"
+            if table_name == "songplays"
+            else "%-15s %d rows changed by new records (%.2f s)"
+        ),
+        "DELETE": (
+            "%-15s %d rows to refresh from newer events (%.2f s)"
+            if table_name == "users"
+            else "%-15s %d rows replaced (%.2f s)"
+        ),
+    }.get(verb)
 
 
-def transform(cursor, engine, full_refresh=False):
+def transform(cursor, engine, whole_catalogue=False):
     """Merge staging into the star tables, saying what each statement did; returns
-    {table: rows inserted}."""
+    {table: rows inserted}. whole_catalogue: every song file was staged, so its records
+    replace the kept ones."""
     inserted = {}
-    for table_name, sql in sql_queries.transform_steps(engine, full_refresh):
+    for table_name, sql in sql_queries.transform_steps(engine, whole_catalogue):
         rows, seconds = warehouse.timed_execute(cursor, sql)
         verb = sql.split(None, 1)[0].upper()
         if verb == "INSERT":
@@ -374,12 +388,12 @@ def load(conn, config, window, full_refresh=False):
             if config.target == LOCAL:
                 for setting in sql_queries.POSTGRES_RUN_SETTINGS:
                     cur.execute(setting)
-                staging = stage_local(cur, config, window, run, seconds)
+                staging, whole_catalogue = stage_local(cur, config, window, run, seconds)
             else:
-                staging = stage_redshift(cur, config, prepared, run, seconds)
+                staging, whole_catalogue = stage_redshift(cur, config, prepared, run, seconds)
             enforce_max_errors(rejects, config.max_errors)
             with timed(seconds, "transform"):
-                grown = large_changes(before, transform(cur, config.target, run.full_refresh))
+                grown = large_changes(before, transform(cur, config.target, whole_catalogue))
                 if config.target == LOCAL:
                     refresh_statistics(cur, grown)
             with timed(seconds, "checks"):
@@ -460,7 +474,7 @@ def summary(before, after):
     return table(rows, ("table", "rows before", "rows after", "added"))
 
 
-def planned_statements(config, window, full_refresh=False):
+def planned_statements(config, window):
     """(what, SQL) for every statement a run sends, in order; --dry-run prints them."""
     engine = config.target
     steps = [] if engine == LOCAL else sql_queries.redshift_preparation_steps(read_clock=True)
@@ -471,7 +485,7 @@ def planned_statements(config, window, full_refresh=False):
     steps += (
         planned_local_staging(config, window) if engine == LOCAL else planned_redshift_staging(config, window)
     )
-    steps += sql_queries.transform_steps(engine, full_refresh)
+    steps += sql_queries.transform_steps(engine, whole_catalogue=True)  # as if nothing was loaded
     if engine == LOCAL:
         steps += [
             (f"{star.name}, if the run added more than a tenth of it", sql_queries.analyze_sql(star))
@@ -553,7 +567,7 @@ def run_etl(args):
     config = load_config(args.config)
     mask_secrets(config.secrets())
     if args.dry_run:
-        print_plan(planned_statements(config, window, args.full_refresh))
+        print_plan(planned_statements(config, window))
         return
     conn = warehouse.connect(config)
     try:

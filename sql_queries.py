@@ -250,8 +250,8 @@ ETL_RUNS = Table(
 # Every song record the warehouse has loaded, as staged (the same columns as
 # staging_songs). A run with new song records chooses the songs and artists they touch
 # again, from all of their records, by the rules of a full load: so a catalogue that
-# arrives over many runs holds what one load of every file would. --full-refresh,
-# which stages every song file, replaces it.
+# arrives over many runs holds what one load of every file would. A run that stages
+# every song file replaces it (transform_steps).
 SONG_RECORDS = Table(
     name="song_records",
     columns=STAGING_SONGS.columns,
@@ -538,14 +538,20 @@ plays_with_best_song AS (
         p.*,
         s.song_id,
         s.artist_id,
+        -- The event first, by its own columns (staging may hold one natural key twice,
+        -- with different songs: which one is kept must not depend on the catalogue),
+        -- then its closest song.
         ROW_NUMBER() OVER (
             PARTITION BY p.songplay_id
             ORDER BY
-                ABS(s.duration - p.length),
-                s.song_id,
+                p.song,
+                p.artist,
+                p.length,
                 p.level,
                 p.location,
-                p.user_agent
+                p.user_agent,
+                ABS(s.duration - p.length),
+                s.song_id
         ) AS preference
     FROM plays AS p
     LEFT JOIN songs AS s
@@ -673,8 +679,10 @@ def _unchanged(pairs):
 
 
 # Every staged song record is kept (SONG_RECORDS); the run's choices below read all the
-# records of the songs and artists it staged. --full-refresh stages every song file
-# again, so its records replace the kept ones instead of counting twice.
+# records of the songs and artists it staged. A run that stages every song file
+# (--full-refresh, a first load, a COPY from a whole prefix, or any run after a song
+# file changed: the ledger then stages them all) replaces the kept records with its
+# own, so none counts twice and a changed file's old records go.
 SONG_RECORDS_DELETE = "DELETE FROM song_records"
 
 _SONG_RECORD_COLUMNS = ",\n    ".join(SONG_RECORDS.column_names)
@@ -1021,14 +1029,14 @@ RUN_TEMP_TABLES_CREATE = (
 )
 
 
-def transform_steps(engine, full_refresh=False):
-    """TRANSFORM_STEPS; with full_refresh the kept song records are replaced by this
-    run's (which are all of them). On PostgreSQL the songplays insert in key order, and
+def transform_steps(engine, whole_catalogue=False):
+    """TRANSFORM_STEPS; with whole_catalogue (the run staged every song file) the kept
+    song records are replaced by this run's. On PostgreSQL the songplays insert in key order, and
     statistics for the temporary tables right after they are made, so that the
     statements reading them (and the checks) are planned for their real size: a day's
     plays, not a guess. Redshift analyzes a CREATE TABLE AS on its own
     (https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html)."""
-    steps = [("song_records", SONG_RECORDS_DELETE)] if full_refresh else []
+    steps = [("song_records", SONG_RECORDS_DELETE)] if whole_catalogue else []
     for table, sql in TRANSFORM_STEPS:
         if engine != POSTGRES:
             steps.append((table, sql))
@@ -1197,14 +1205,17 @@ WHERE e.page = 'NextSong'
 
 
 # What each star table is made from: once some of it is in the warehouse, the table
-# must have rows. Songs may arrive before any log file and the other way round, so a
-# table is not expected to have rows before its source has.
+# must have rows. Songs may arrive before any log file and the other way round, and a
+# log may hold no play at all, so a table is not expected to have rows before its
+# source has: plays and users in staging (this run's, or after --check-only the last
+# run's), song records kept.
+STAGED_PLAYS = "staging_events WHERE page = 'NextSong' AND user_id IS NOT NULL"
 LOADED_SOURCES = {
-    "songplays": ("log files", "loaded_files WHERE dataset = 'log_data'"),
-    "users": ("log files", "loaded_files WHERE dataset = 'log_data'"),
-    "time": ("log files", "loaded_files WHERE dataset = 'log_data'"),
-    "songs": ("song records", "song_records"),
-    "artists": ("song records", "song_records"),
+    "songplays": ("plays are staged", STAGED_PLAYS),
+    "users": ("events with a user are staged", "staging_events WHERE user_id IS NOT NULL"),
+    "time": ("plays are staged", STAGED_PLAYS),
+    "songs": ("song records are loaded", "song_records"),
+    "artists": ("song records are loaded", "song_records"),
 }
 
 
@@ -1212,7 +1223,7 @@ def _not_empty_check(table):
     """One row of each is enough: no count of the whole table."""
     what, source = LOADED_SOURCES[table.name]
     return (
-        f"{table.name} is not empty once {what} are loaded",
+        f"{table.name} is not empty once {what}",
         f"SELECT COUNT(*)\nFROM (SELECT 1 FROM {source} LIMIT 1) AS loaded\n"
         f"WHERE NOT EXISTS (SELECT 1 FROM {table.name})",
         "0",

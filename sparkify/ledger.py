@@ -27,6 +27,11 @@ class Selection(NamedTuple):
     already_loaded: int
 
     @property
+    def whole(self):
+        """Does it stage every file listed (and at least one)?"""
+        return 0 < len(self.staged) == self.new + self.changed + self.already_loaded
+
+    @property
     def replaces(self):
         """Does staging it replace rows of the ledger (changed files, or a full refresh)?"""
         return len(self.staged) > self.new
@@ -39,8 +44,19 @@ def loaded_versions(cursor, dataset):
     return {file: (size, version) for file, size, version in cursor.fetchall()}
 
 
-def select(items, identity, known, full_refresh=False):
-    """Split a listing by the ledger. identity(item) -> (file, size, version)."""
+def select(items, identity, known, full_refresh=False, whole_if_changed=False):
+    """Split a listing by the ledger. identity(item) -> (file, size, version).
+
+    whole_if_changed: a changed file means every file is staged again (the song
+    catalogue: its kept records cannot be told apart by file, so they are replaced).
+    """
+    selection = _split(items, identity, known, full_refresh)
+    if whole_if_changed and selection.changed and not selection.whole:
+        return _split(items, identity, known, full_refresh=True)
+    return selection
+
+
+def _split(items, identity, known, full_refresh):
     staged, new, changed, already_loaded = [], 0, 0, 0
     for item in items:
         file, size, version = identity(item)

@@ -66,7 +66,9 @@ def select_new(cursor, config, listings, full_refresh):
     for dataset, listing in listings.items():
         known = ledger.loaded_versions(cursor, dataset)
         everything = full_refresh or not config.get("S3", "STAGING_PREFIX")
-        selections[dataset] = ledger.select(listing.files, s3_identity, known, everything)
+        selections[dataset] = ledger.select(
+            listing.files, s3_identity, known, everything, whole_if_changed=dataset == "song_data"
+        )
     return selections
 
 

@@ -39,13 +39,15 @@ REAL_SAMPLE = real_sample_dir()
 # Folders and files of the user's that the tests must never write (#14): a test that
 # did would break the user's `make demo` afterwards.
 USER_FOLDERS = (ROOT / ".demo", ROOT / ".bench", ROOT / ".bench" / "data")
+# What the test tools themselves keep beside the project (git-ignored caches).
+TOOL_CACHES = {".hypothesis", ".pytest_cache", "__pycache__", ".ruff_cache"}
 
 
 def user_files():
     """What the user's own folders hold: the project's top level, .bench and
     .bench/data by name (their clusters and datasets change on their own), and every
     file of .demo (config and generated data) by size and modification time."""
-    listing = {"top level": sorted(p.name for p in ROOT.iterdir())}
+    listing = {"top level": sorted(p.name for p in ROOT.iterdir() if p.name not in TOOL_CACHES)}
     for folder in USER_FOLDERS[1:]:
         listing[str(folder)] = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else None
     demo = USER_FOLDERS[0]

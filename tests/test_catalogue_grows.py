@@ -313,3 +313,61 @@ def test_on_redshift_files_arriving_in_any_interleaving_equal_one_full_load(
     assert fingerprint(dsn) == arrived
     if source == "generated":
         assert moved["late song"] > 0 and moved["better candidate"] > 0, moved
+
+
+# --- Song files staged again --------------------------------------------------------------------
+
+
+def test_a_changed_song_file_stages_the_catalogue_again_and_its_old_record_goes(
+    dataset, run, config_for, query
+):
+    """A song file's records cannot be told apart from others' once kept (Redshift's COPY
+    does not say which file a row came from), so a changed song file has every song file
+    staged again, and their records replace the kept ones: the star is a full load's."""
+    data = dataset(
+        songs=[
+            song("SO1", title="Yellow", artist="Coldplay", artist_id="AR1"),
+            song("SO2", title="Fix You", artist="Coldplay", artist_id="AR1"),
+        ],
+        days={"2018-11-01": [play(0, 0, "Yellow", "Coldplay", 200.0)]},
+    )
+    config = config_for(data)
+    assert run(create_tables, "--config", config)[0] == 0
+    etl_run(run, config)
+    changed = song("SO1", title="Yellow (Live)", artist="Coldplay", artist_id="AR1")
+    Path(data, "song_data", "TR0000.json").write_text(json.dumps(changed))
+    out = etl_run(run, config)
+    assert "0 new files, 1 changed, 1 already loaded (staged again)" in out
+    assert query("SELECT COUNT(*) FROM song_records") == [(2,)]
+    assert query("SELECT song_id, title FROM songs ORDER BY song_id") == [
+        ("SO1", "Yellow (Live)"),
+        ("SO2", "Fix You"),
+    ]
+    assert matches(query) == [("Yellow", None, None)]
+
+
+def test_without_a_staging_prefix_redshift_keeps_each_song_record_once(
+    generated, s3_server, standin, tmp_path, run, query
+):
+    """A COPY from a whole prefix stages every song file on every run: the kept records
+    are replaced, never added to."""
+    upload(s3_server, "sparkify-data", generated)
+    config = write_rs_config(tmp_path, staging=False)
+    assert run(create_tables, "--config", config)[0] == 0
+    for _ in range(2):
+        etl_run(run, config)
+        records = query("SELECT COUNT(*) FROM staging_songs")
+        assert query("SELECT COUNT(*) FROM song_records") == records
+
+
+def test_one_natural_key_twice_keeps_the_same_event_whatever_the_catalogue(dataset, load, query):
+    """Two events share a natural key but name different songs: the one kept is chosen
+    by the events' own columns, not by which of them matches a song (which would change
+    as songs arrive)."""
+    twice = [play(0, 0, "Bravo", "Band", 200.0), play(0, 0, "Alpha", "Band", 200.0)]
+    data = dataset(
+        songs=[song("SOB", title="Bravo", artist="Band", duration=200.0)],
+        days={"2018-11-01": twice},
+    )
+    load(data)
+    assert matches(query) == [("Alpha", None, None)]

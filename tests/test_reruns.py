@@ -414,7 +414,7 @@ def test_a_warehouse_whose_log_is_loaded_but_whose_songplays_are_empty_fails_the
     query("DELETE FROM songplays")
     code, out = run(etl, "--config", config_for(data), "--check-only")
     assert code == 1
-    assert "check failed: songplays is not empty once log files are loaded: expected 0, found 1" in out
+    assert "check failed: songplays is not empty once plays are staged: expected 0, found 1" in out
 
 
 def test_an_empty_warehouse_passes_the_checks_until_something_is_loaded(dataset, run, config_for):
