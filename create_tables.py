@@ -1,5 +1,5 @@
-"""Drop and recreate the staging and star tables, load_rejects and the ledger of loaded
-files; the history of runs (etl_runs) is kept.
+"""Drop and recreate the staging and star tables, the kept song records, load_rejects
+and the ledger of loaded files; the history of runs (etl_runs) is kept.
 
 Everything loaded is lost; run etl.py afterwards, and it loads every file again.
 

@@ -167,7 +167,7 @@ def report_selection(selection):
         selection.new,
         selection.changed,
         selection.already_loaded,
-        "staged again" if selection.whole else "skipped",
+        "staged again" if selection.whole and selection.already_loaded else "skipped",
     )
 
 
