@@ -214,8 +214,7 @@ def peak_rss_mb():
 
 def measure(args):
     data_dir = dataset(args.events, args.songs, args.seed, args.cache_dir)
-    BENCH_DIR.mkdir(exist_ok=True)
-    dsn = args.dsn or pg_cluster.start(BENCH_DIR / "pg")
+    dsn = args.dsn or pg_cluster.start(BENCH_DIR / "pg")  # .bench only when it is asked for
     config = write_config(tempfile.mkdtemp(prefix="sparkify-bench-"), dsn, data_dir)
     warm_up = warm_page_cache(data_dir)
     quiet_wait = wait_for_autovacuum(dsn)

@@ -166,24 +166,11 @@ def test_an_artist_takes_the_most_common_spelling_as_records_arrive(dataset, run
     assert "artists         1 rows changed by new records" in out
     assert query("SELECT name FROM artists") == [("The Artist",)]
     # with coordinates preferred within the spelling, then the smallest song_id
-    add_song(
-        data,
-        "TR9",
-        record(
-            "SO9", "The Artist", artist_location="Minneapolis", artist_latitude=44.9, artist_longitude=-93.2
-        ),
-    )
-    etl_run(run, config)
-    assert query("SELECT name, location, latitude FROM artists") == [("The Artist", "Minneapolis", 44.9)]
-    add_song(
-        data,
-        "TR8",
-        record(
-            "SO8", "The Artist", artist_location="Chanhassen", artist_latitude=44.8, artist_longitude=-93.5
-        ),
-    )
-    etl_run(run, config)
-    assert query("SELECT name, location, latitude FROM artists") == [("The Artist", "Chanhassen", 44.8)]
+    for song_id, town, latitude in (("SO9", "Minneapolis", 44.9), ("SO8", "Chanhassen", 44.8)):
+        placed = {"artist_location": town, "artist_latitude": latitude, "artist_longitude": -93.0}
+        add_song(data, f"TR{song_id}", record(song_id, "The Artist", **placed))
+        etl_run(run, config)
+        assert query("SELECT name, location, latitude FROM artists") == [("The Artist", town, latitude)]
 
 
 # --- The invariant: any interleaving over several runs equals one full load ------------------
