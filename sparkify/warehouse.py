@@ -141,9 +141,20 @@ def database_errors_as(what):
                 f"{BUSY_MESSAGE} (its changes met this run's; error: {first_line(error)}); "
                 "nothing of this run was committed. Try again when it has finished."
             ) from None
-        lost = isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
-        consequence = "; the connection was lost and nothing of this run was committed" if lost else ""
-        raise DatabaseError(f"{what} failed: {first_line(error)}{consequence}") from None
+        raise DatabaseError(f"{what} failed: {first_line(error)}{consequence_of(error)}") from None
+
+
+def consequence_of(error):
+    """What a failed statement means for the user, where it is not plain."""
+    if isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return "; the connection was lost and nothing of this run was committed"
+    if isinstance(error, (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn)):
+        # the pipeline's own statements only: a user's check reports its own errors
+        return (
+            "; the warehouse lacks a table or column this version uses: run create_tables.py"
+            " (it drops what was loaded; the next etl.py loads every file again)"
+        )
+    return ""
 
 
 def acquire_run_lock(cursor, engine, timeout_seconds):
