@@ -10,8 +10,10 @@ columns and keys without Redshift's distribution and sort clauses (and UNLOGGED 
 The transform statements (`TRANSFORM_STEPS`) are the same text on both engines and use
 only SQL that Redshift supports: no ON CONFLICT, DISTINCT ON, RETURNING, SERIAL, JSON
 operators or generate_series. Re-runs are safe because every insert is an anti-join
-against what the star table already holds. `transform_steps(engine)` adds PostgreSQL's
-ANALYZE of the star tables after them.
+against what the star table already holds, and every update touches only rows whose
+chosen values differ (songs, artists, and plays matched again when songs arrive).
+`transform_steps(engine)` adds PostgreSQL's ANALYZE of the temporary tables, and PostgreSQL
+gets its own indexes (`index_statements`): Redshift has none.
 """
 
 import re
