@@ -680,6 +680,17 @@ def _unchanged(pairs):
     )
 
 
+# The comparisons that say a chosen row differs from the one the table holds.
+_SONG_ROW_UNCHANGED = _unchanged(
+    [(f"existing.{column}", f"chosen.{column}") for column in SONGS.column_names if column != "song_id"]
+)
+_ARTIST_ROW_UNCHANGED = _unchanged(
+    [(f"existing.{column}", f"chosen.{column}") for column in ARTISTS.column_names if column != "artist_id"]
+)
+_MATCH_UNCHANGED = _unchanged(
+    [("ranked.song_id", "ranked.matched_song_id"), ("ranked.artist_id", "ranked.matched_artist_id")]
+)
+
 # Every staged song record is kept (SONG_RECORDS); the run's choices below read all the
 # records of the songs and artists it staged. A run that stages every song file
 # (--full-refresh, a first load, a COPY from a whole prefix, or any run after a song
@@ -743,17 +754,7 @@ WHERE chosen.preference = 1
   AND (
       existing.song_id IS NULL
       OR NOT (
-      {
-    _unchanged(
-        [
-            ("existing.title", "chosen.title"),
-            ("existing.artist_id", "chosen.artist_id"),
-            ("existing.year", "chosen.year"),
-            ("existing.duration", "chosen.duration"),
-            ("existing.artist_name", "chosen.artist_name"),
-        ]
-    )
-}
+      {_SONG_ROW_UNCHANGED}
       )
   )
 """
@@ -852,16 +853,7 @@ WHERE chosen.preference = 1
   AND (
       existing.artist_id IS NULL
       OR NOT (
-      {
-    _unchanged(
-        [
-            ("existing.name", "chosen.name"),
-            ("existing.location", "chosen.location"),
-            ("existing.latitude", "chosen.latitude"),
-            ("existing.longitude", "chosen.longitude"),
-        ]
-    )
-}
+      {_ARTIST_ROW_UNCHANGED}
       )
   )
 """
@@ -942,14 +934,7 @@ FROM (
 ) AS ranked
 WHERE ranked.preference = 1
   AND NOT (
-      {
-    _unchanged(
-        [
-            ("ranked.song_id", "ranked.matched_song_id"),
-            ("ranked.artist_id", "ranked.matched_artist_id"),
-        ]
-    )
-}
+      {_MATCH_UNCHANGED}
   )
 """
 

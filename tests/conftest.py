@@ -38,7 +38,8 @@ REAL_SAMPLE = real_sample_dir()
 
 # Folders and files of the user's that the tests must never write (#14): a test that
 # did would break the user's `make demo` afterwards.
-USER_FOLDERS = (ROOT / ".demo", ROOT / ".bench", ROOT / ".bench" / "data")
+DEMO_FOLDER = ROOT / ".demo"  # every file, by size and modification time
+BENCH_FOLDERS = (ROOT / ".bench", ROOT / ".bench" / "data")  # by name only
 # What the test tools themselves keep beside the project (git-ignored caches).
 TOOL_CACHES = {".hypothesis", ".pytest_cache", "__pycache__", ".ruff_cache"}
 
@@ -48,11 +49,10 @@ def user_files():
     .bench/data by name (their clusters and datasets change on their own), and every
     file of .demo (config and generated data) by size and modification time."""
     listing = {"top level": sorted(p.name for p in ROOT.iterdir() if p.name not in TOOL_CACHES)}
-    for folder in USER_FOLDERS[1:]:
+    for folder in BENCH_FOLDERS:
         listing[str(folder)] = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else None
-    demo = USER_FOLDERS[0]
-    listing[str(demo)] = {
-        str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in demo.rglob("*") if p.is_file()
+    listing[str(DEMO_FOLDER)] = {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in DEMO_FOLDER.rglob("*") if p.is_file()
     }
     return listing
 
