@@ -24,12 +24,8 @@ def table_statements(engine):
     tables = sql_queries.ALL_TABLES
     return [
         *((f"dropped {t.name}", sql_queries.drop_table_sql(t)) for t in reversed(tables)),
+        # Indexes are built by the run that first fills their table (sql_queries.indexes).
         *((f"created {t.name}", sql_queries.create_table_sql(t, engine)) for t in tables),
-        *(
-            (f"indexed {t.name} ({', '.join(columns)})", sql)
-            for t in tables
-            for columns, sql in sql_queries.index_statements(t, engine)
-        ),
         # The history of runs outlives a reset.
         (f"kept {sql_queries.ETL_RUNS.name}", sql_queries.create_table_sql(sql_queries.ETL_RUNS, engine)),
     ]

@@ -341,6 +341,49 @@ def test_second_run_refuses_while_one_is_running(six_days, load, config_for, dsn
         process.communicate(timeout=60)
 
 
+OUR_INDEXES = {index.name for index in sql_queries.indexes(sql_queries.POSTGRES)}
+
+
+def index_names(query):
+    return {name for (name,) in query("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%%_idx'")}
+
+
+def test_the_first_run_that_fills_a_table_builds_its_indexes(six_days, load, run, config_for, query):
+    """create_tables.py builds none; the first run builds each after its inserts; later runs
+    find them and build nothing."""
+    config = config_for(six_days)
+    fresh_tables(run, config)
+    assert index_names(query) == set()
+    code, first = run(etl, "--config", config, "--to", "2018-11-02")
+    assert code == 0, first
+    assert index_names(query) == OUR_INDEXES
+    assert "songplays       indexed (song_title)" in first
+    code, second = run(etl, "--config", config)
+    assert code == 0, second
+    assert "indexed" not in second
+
+
+def test_analysts_read_songplays_while_a_first_load_builds_its_indexes(six_days, run, config_for, dsn, query):
+    """The first run builds the indexes inside its transaction; readers are not locked out."""
+    config = config_for(six_days)
+    fresh_tables(run, config)
+    process, pid = start_slow_run(config), None
+    try:
+        pid = wait_for_sleeping_backend(dsn, process)  # indexes built, not committed
+        reader = psycopg2.connect(dsn, options="-c lock_timeout=2s")
+        try:
+            with reader.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM songplays WHERE song_title = 'x'")
+                assert cur.fetchall() == [(0,)]
+        finally:
+            reader.close()
+    finally:
+        process.kill()
+        if pid is not None:
+            terminate_backend(dsn, pid)
+        process.communicate(timeout=60)
+
+
 # --- Data quality checks. --------------------------------------------------------------------
 
 
