@@ -405,13 +405,17 @@ def load(conn, config, window, full_refresh=False):
             else:
                 staging, whole_catalogue = stage_redshift(cur, config, prepared, run, seconds)
             enforce_max_errors(rejects, config.max_errors)
-            with timed(seconds, "transform"):
-                grown = transform(cur, config.target, before, whole_catalogue)
-                if config.target == LOCAL:
-                    build_missing_indexes(cur)
-            with timed(seconds, "checks"):
-                check_quality(cur, config, check_scope(grown))
-                after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
+            if staged_no_file(staging):
+                log.info("nothing new to load: no transform, no checks (etl.py --check-only runs them)")
+                after = before
+            else:
+                with timed(seconds, "transform"):
+                    grown = transform(cur, config.target, before, whole_catalogue)
+                    if config.target == LOCAL:
+                        build_missing_indexes(cur)
+                with timed(seconds, "checks"):
+                    check_quality(cur, config, check_scope(grown))
+                    after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
             added = {name: after[name] - before[name] for name in after}
             history.record(cur, history.run_row(run, config, window, started_at, staging, added, seconds))
             commit_started = time.perf_counter()
@@ -447,6 +451,12 @@ def explained_copy_failures(conn, config, prepared, rejects):
         raise DatabaseError(
             f"COPY into {failure.table} failed: {failure.reason}; nothing was committed{report}"
         ) from None
+
+
+def staged_no_file(staging):
+    """Did the ledger leave nothing to stage? Then the star tables cannot change: every
+    transform statement reads staging, and every check of this run's rows finds none."""
+    return all(result.files == 0 for result in staging.values())
 
 
 def enforce_max_errors(rejects, max_errors):

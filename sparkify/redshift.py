@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import NamedTuple
 from urllib.parse import urlparse
 
-import boto3
 import botocore.exceptions
 
 import sql_queries
@@ -309,6 +308,8 @@ def temporary_credentials(config, client=None):
     by the host (or its custom domain); the caller's AWS identity needs
     redshift:GetClusterCredentials (or redshift-serverless:GetCredentials). On Serverless
     the database user is derived from that identity, not from [CLUSTER] DB_USER."""
+    import boto3  # imported here: a local run makes no client, and boto3 takes 0.17 s to import
+
     host, database = config.get("CLUSTER", "HOST"), config.get("CLUSTER", "DB_NAME")
     endpoint = STANDARD_ENDPOINT.fullmatch(host)
     region = cluster_region(config)

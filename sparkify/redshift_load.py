@@ -13,7 +13,6 @@ MAXERROR for the whole run, as the local loader counts them.
 import logging
 from typing import NamedTuple
 
-import boto3
 import psycopg2
 
 import sql_queries
@@ -34,6 +33,8 @@ class StagingResult(NamedTuple):
 
 def s3_client(config):
     """S3 in the data's region (AWS_ENDPOINT_URL, if set, points elsewhere)."""
+    import boto3  # imported here: a local run makes no client, and boto3 takes 0.17 s to import
+
     return boto3.client("s3", region_name=config.get("S3", "REGION"))
 
 

@@ -12,10 +12,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-import boto3
-from botocore import UNSIGNED
-from botocore.config import Config as BotoConfig
-
 from sparkify.jsonfiles import DATA_SUFFIXES, in_window
 from sparkify.output import Progress
 from sparkify.redshift import aws_errors_as, list_folder, split_s3_url
@@ -27,6 +23,11 @@ SOURCE_KEYS = ("SONG_DATA", "LOG_DATA", "LOG_JSONPATH")
 
 def s3_client(config):
     """boto3's S3 client: unsigned for public buckets, at ENDPOINT_URL (or AWS_ENDPOINT_URL)."""
+    # Imported here, not at the top: a local run makes no client, and they cost 0.17 s.
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config as BotoConfig
+
     options = {"region_name": config.get("S3", "REGION")}
     if config.get("S3", "ENDPOINT_URL"):
         options["endpoint_url"] = config.get("S3", "ENDPOINT_URL")

@@ -2,12 +2,14 @@
 matched against the catalogue in the warehouse; files arriving over several runs, in
 any order and with re-runs, give the star tables of one full load."""
 
+import json
 import os
 import random
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import song
 from test_redshift_path import fingerprint, upload, write_rs_config
 from test_reruns import log_days, star_snapshot
 
@@ -55,6 +57,30 @@ def test_a_rerun_stages_nothing_and_says_so(eight_days, load, run, config_for, q
     assert "0 new files, 0 changed, 8 already loaded (skipped)" in out
     assert "0 new files, 0 changed, 200 already loaded (skipped)" in out
     assert query("SELECT COUNT(*) FROM staging_events") == [(0,)]
+    assert "nothing new to load: no transform, no checks" in out
+    assert "songplays       +" not in out and "checks:" not in out
+    assert query(
+        "SELECT status, transform_seconds, songplays_added FROM etl_runs ORDER BY started_at DESC LIMIT 1"
+    ) == [("committed", None, 0)]
+
+
+def test_a_run_whose_window_holds_nothing_new_still_takes_a_new_song(
+    eight_days, load, run, config_for, query
+):
+    """Only a run that stages no file at all skips the transform: one new song file is
+    enough to choose songs and artists again."""
+    data = growing_copy(eight_days, config_for(eight_days).parent / "one-more-song")
+    days = log_days(eight_days)
+    copy_day(eight_days, data, days[0])
+    config = config_for(data)
+    load(data)
+    songs = query("SELECT COUNT(*) FROM songs")[0][0]
+    extra = Path(data, "song_data", "TRZZZLATE.json")
+    extra.write_text(json.dumps(song("SOZZZ", title="Late", artist="Z", artist_id="ARZZZ")))
+    code, out = run(etl, "--config", config, "--from", days[0], "--to", days[0])
+    assert code == 0, out
+    assert "nothing new to load" not in out and "checks:" in out
+    assert query("SELECT COUNT(*) FROM songs") == [(songs + 1,)]
 
 
 def test_a_changed_file_is_staged_again_and_an_unchanged_one_is_not(eight_days, load, run, config_for, query):
