@@ -1,7 +1,8 @@
 """Load the song and log data into staging, then merge it into the star schema.
 
 The whole run is one transaction: staging is refreshed, the star tables take what is
-new, the data quality checks run, and only then is anything committed. A run that
+new, the data quality checks run, and only then is anything committed. A run that finds
+no new or changed file stages nothing, so it runs no transform and no checks. A run that
 fails or is killed leaves every table as it was. Re-running is safe: star inserts skip
 rows already there.
 
@@ -333,12 +334,16 @@ def star_table_inserted(table_name, sql):
 
 
 def build_missing_indexes(cursor):
-    """PostgreSQL: build the indexes a fresh warehouse lacks, once the run has filled
-    their tables (sql_queries.indexes says why then). A later run finds them all."""
+    """PostgreSQL: build the indexes a fresh warehouse lacks on the tables that now hold
+    rows (sql_queries.indexes says why only then); a table still empty (a first run that
+    brought only song files leaves songplays empty) waits for the run that fills it."""
     wanted = {index.name: index for index in sql_queries.indexes(LOCAL)}
     cursor.execute(sql_queries.MISSING_INDEXES_SQL, (list(wanted),))
     for (name,) in cursor.fetchall():
         index = wanted[name]
+        cursor.execute(sql_queries.has_rows_sql(index.table))
+        if not cursor.fetchone()[0]:
+            continue
         _, seconds = warehouse.timed_execute(cursor, index.create_sql)
         log.info("%-15s indexed (%s) (%.2f s)", index.table, ", ".join(index.columns), seconds)
 
@@ -397,6 +402,7 @@ def load(conn, config, window, full_refresh=False):
             warehouse.transaction(conn) as cur,
         ):
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
+            warehouse.require_current_tables(cur)
             before = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
             if config.target == LOCAL:
                 for setting in sql_queries.POSTGRES_RUN_SETTINGS:
@@ -505,6 +511,9 @@ def planned_statements(config, window):
         ("take the run lock", sql)
         for sql in sql_queries.run_lock_statements(engine, config.lock_timeout_seconds)
     ]
+    steps += [
+        ("every table and column this version uses is there", sql) for sql in sql_queries.table_probes()
+    ]
     steps += (
         planned_local_staging(config, window) if engine == LOCAL else planned_redshift_staging(config, window)
     )
@@ -517,8 +526,9 @@ def planned_statements(config, window):
 
 
 def planned_transform(engine):
-    """The transform as if nothing was loaded; on PostgreSQL each star table's insert is
-    followed by its ANALYZE when it grew a lot, and the missing indexes come last."""
+    """The transform as if nothing was loaded (a run that stages no file sends none of it);
+    on PostgreSQL each star table's insert is followed by its ANALYZE when it grew a lot,
+    and the missing indexes come last."""
     steps = []
     for table_name, sql in sql_queries.transform_steps(engine, whole_catalogue=True):
         steps.append((table_name, sql))
@@ -528,7 +538,7 @@ def planned_transform(engine):
             steps.append((what, sql_queries.analyze_sql(star_table)))
     if engine == LOCAL:
         steps += [
-            (f"{index.table}, if it has no such index yet", index.create_sql)
+            (f"{index.table}, if it has no such index yet and holds rows", index.create_sql)
             for index in sql_queries.indexes(engine)
         ]
     return steps

@@ -1109,11 +1109,24 @@ POSTGRES_RUN_SETTINGS = (
 )
 
 
+def table_probes():
+    """One SELECT per table of every column and no row: each fails if the warehouse lacks
+    the table or a column (a warehouse made by an older version)."""
+    return [
+        f"SELECT {', '.join(table.column_names)} FROM {table.name} LIMIT 0"
+        for table in (*ALL_TABLES, ETL_RUNS)
+    ]
+
+
+def has_rows_sql(table_name):
+    return f"SELECT EXISTS (SELECT 1 FROM {table_name})"
+
+
 def count_rows_sql(table):
     return f"SELECT COUNT(*) FROM {table.name}"
 
 
-# --- Data quality checks, after every load and by etl.py --check-only. -------------------
+# --- Data quality checks, after every load that staged a file, and by --check-only. -----
 # Each query returns one number; the expectation is "0" (nothing wrong found) or "> 0".
 # The same checks come in two scopes, with the same names:
 # - WHOLE_TABLES (--check-only): every row of every star table;

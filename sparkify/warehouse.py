@@ -211,6 +211,14 @@ def timed_execute(cursor, sql, parameters=None):
     return cursor.rowcount, time.perf_counter() - started
 
 
+def require_current_tables(cursor):
+    """Every table and column this version uses is there: a warehouse made by an older
+    version stops here, before anything is staged, with consequence_of's one line
+    (even a run that finds nothing new, which runs no other statement on them)."""
+    for probe in sql_queries.table_probes():
+        cursor.execute(probe)
+
+
 def count_rows(cursor, tables):
     counts = {}
     for table in tables:

@@ -277,3 +277,22 @@ def test_on_redshift_the_real_sample_arriving_day_by_day_equals_one_full_load(
     assert run(etl, "--config", config)[0] == 0
     assert fingerprint(dsn) == arrived
     assert len(arrived["songplays"]) == 6820
+
+
+def test_a_file_name_with_copy_escapes_is_recorded_exactly(eight_days, run, config_for, query):
+    """The ledger is written by COPY: a tab or a backslash in a file name must be escaped
+    (and numbers need not be), or the name read back would differ and the file be staged
+    again on every run."""
+    data = growing_copy(eight_days, config_for(eight_days).parent / "odd-names")
+    odd = Path(data, "song_data", "TR\tODD\\NAME.json")
+    odd.write_text(json.dumps(song("SOODD", title="Odd")))
+    config = config_for(data)
+    code, out = run(create_tables, "--config", config)
+    assert code == 0, out
+    assert run(etl, "--config", config)[0] == 0
+    assert query("SELECT file, size, records FROM loaded_files WHERE file LIKE %s", ("%ODD%",)) == [
+        ("TR\tODD\\NAME.json", odd.stat().st_size, 1)
+    ]
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert "nothing new to load" in out

@@ -146,13 +146,18 @@ def test_redshift_path_builds_the_same_star_as_the_local_path(
         conn.close()
 
 
-def test_a_rerun_adds_nothing(generated, warehouse_on_s3, run, dsn):
-    config = warehouse_on_s3(generated)
+@pytest.mark.parametrize("staging", [True, False])
+def test_a_rerun_adds_nothing(staging, generated, warehouse_on_s3, run, dsn):
+    """With STAGING_PREFIX the ledger leaves nothing to stage, so the run skips the
+    transform; without it a COPY reads the whole prefix again and the merge adds nothing."""
+    config = warehouse_on_s3(generated, staging=staging)
     assert run(etl, "--config", config)[0] == 0
     first = fingerprint(dsn)
     code, out = run(etl, "--config", config)
     assert code == 0, out
     assert fingerprint(dsn) == first
+    assert ("nothing new to load" in out) == staging
+    assert ("checks: " in out) != staging
 
 
 # --- One run at a time -------------------------------------------------------------------------------

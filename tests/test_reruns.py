@@ -349,18 +349,31 @@ def index_names(query):
 
 
 def test_the_first_run_that_fills_a_table_builds_its_indexes(six_days, load, run, config_for, query):
-    """create_tables.py builds none; the first run builds each after its inserts; later runs
-    find them and build nothing."""
+    """create_tables.py builds none; a run builds those of the tables it filled, after
+    their inserts (songplays waits while no log is loaded); later runs build nothing."""
     config = config_for(six_days)
     fresh_tables(run, config)
     assert index_names(query) == set()
-    code, first = run(etl, "--config", config, "--to", "2018-11-02")
-    assert code == 0, first
+    code, songs_only = run(etl, "--config", config, "--to", "2018-10-01")  # before any log day
+    assert code == 0, songs_only
+    assert index_names(query) == OUR_INDEXES - {"songplays_song_title_idx"}
+    code, first_plays = run(etl, "--config", config, "--to", "2018-11-02")
+    assert code == 0, first_plays
     assert index_names(query) == OUR_INDEXES
-    assert "songplays       indexed (song_title)" in first
-    code, second = run(etl, "--config", config)
-    assert code == 0, second
-    assert "indexed" not in second
+    assert first_plays.index("songplays       +") < first_plays.index("songplays       indexed (song_title)")
+    code, later = run(etl, "--config", config)
+    assert code == 0, later
+    assert "indexed" not in later
+
+
+def test_a_star_table_a_run_grows_is_analysed_before_the_next_statement(six_days, run, config_for):
+    """The songs of a first load are analysed before the plays are matched to them."""
+    config = config_for(six_days)
+    fresh_tables(run, config)
+    code, out = run(etl, "--config", config, "--verbose")
+    assert code == 0, out
+    songs_inserted = out.index("songs           +")
+    assert songs_inserted < out.index("songs           analyzed") < out.index("artist_changes")
 
 
 def test_analysts_read_songplays_while_a_first_load_builds_its_indexes(six_days, run, config_for, dsn, query):
