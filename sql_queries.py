@@ -1111,7 +1111,8 @@ POSTGRES_RUN_SETTINGS = (
 
 def table_probes():
     """One SELECT per table of every column and no row: each fails if the warehouse lacks
-    the table or a column (a warehouse made by an older version)."""
+    the table or a column (a warehouse made by an older version). Redshift's SELECT takes
+    `LIMIT { number | ALL }` (https://docs.aws.amazon.com/redshift/latest/dg/r_SELECT_synopsis.html)."""
     return [
         f"SELECT {', '.join(table.column_names)} FROM {table.name} LIMIT 0"
         for table in (*ALL_TABLES, ETL_RUNS)
