@@ -308,7 +308,7 @@ def temporary_credentials(config, client=None):
     by the host (or its custom domain); the caller's AWS identity needs
     redshift:GetClusterCredentials (or redshift-serverless:GetCredentials). On Serverless
     the database user is derived from that identity, not from [CLUSTER] DB_USER."""
-    import boto3  # imported here: a local run makes no client, and boto3 takes 0.17 s to import
+    import boto3  # imported here: a local run makes no client, and boto3 takes ~0.16 s to import
 
     host, database = config.get("CLUSTER", "HOST"), config.get("CLUSTER", "DB_NAME")
     endpoint = STANDARD_ENDPOINT.fullmatch(host)
