@@ -1,12 +1,18 @@
 """Answer the analytics team's standard questions from the star schema.
 
 Each question is a named query (`QUERIES`); run all of them or name the ones you want.
-The same SQL runs on PostgreSQL and Redshift.
+The same SQL runs on PostgreSQL and Redshift. A CSV file holds one table, so CSV for
+several queries (or all) goes to a folder, one DIR/<query>.csv each; JSON for several
+queries is one list; tables and markdown follow one another.
 
 examples:
   python analytics.py --config dwh.cfg                      # every question, as tables
   python analytics.py --config dwh.cfg plays_by_hour top_songs
   python analytics.py --config dwh.cfg top_artists --format csv > top_artists.csv
+  python analytics.py --config dwh.cfg --format csv --output exports   # exports/<query>.csv
+  python analytics.py --config dwh.cfg --format json > answers.json    # one JSON list
+  python analytics.py --config dwh.cfg --format markdown --output docs --quiet  # no "wrote" lines
+  python analytics.py --config dwh.cfg top_songs --verbose  # also the SQL sent
   python analytics.py --list
 
 In a notebook:
@@ -17,7 +23,9 @@ In a notebook:
 import csv
 import io
 import json
+import logging
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 from sparkify import cli, warehouse
@@ -25,8 +33,10 @@ from sparkify.config import load_config
 from sparkify.errors import UsageError
 from sparkify.output import mask_secrets, table
 
-FORMATS = ("table", "csv", "json", "markdown")
+# Each output format and the extension of its files under --output.
+FORMATS = {"table": "txt", "csv": "csv", "json": "json", "markdown": "md"}
 BAR_WIDTH = 40
+log = logging.getLogger("sparkify")
 
 
 class Query(NamedTuple):
@@ -227,9 +237,18 @@ def bar_chart(rows, value_index=-1, width=BAR_WIDTH):
     return [(*row, "#" * round(width * row[value_index] / largest)) for row in rows]
 
 
+class Answer(NamedTuple):
+    """One query's result: its name, column names and rows."""
+
+    name: str
+    columns: list
+    rows: list
+
+
 def render(name, columns, rows, output_format):
+    """One query's answer as text in a format (json: one object; see `as_text` for the list)."""
     query = QUERIES[name]
-    plain = [tuple(_plain(value) for value in row) for row in rows]
+    plain = plain_rows(rows)
     if output_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -237,14 +256,7 @@ def render(name, columns, rows, output_format):
         writer.writerows(plain)
         return buffer.getvalue().rstrip("\n")
     if output_format == "json":
-        return json.dumps(
-            {
-                "query": name,
-                "title": query.title,
-                "rows": [dict(zip(columns, row, strict=True)) for row in plain],
-            },
-            indent=2,
-        )
+        return json.dumps(json_record(name, columns, plain), indent=2)
     if output_format == "markdown":
         lines = [f"**{query.title}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in plain]
@@ -252,6 +264,18 @@ def render(name, columns, rows, output_format):
     if query.chart:
         plain, columns = bar_chart(plain), [*columns, ""]
     return f"{query.title}\n{table(plain, columns)}"
+
+
+def json_record(name, columns, plain_rows):
+    return {
+        "query": name,
+        "title": QUERIES[name].title,
+        "rows": [dict(zip(columns, row, strict=True)) for row in plain_rows],
+    }
+
+
+def plain_rows(rows):
+    return [tuple(_plain(value) for value in row) for row in rows]
 
 
 def _plain(value):
@@ -265,30 +289,80 @@ def _plain(value):
         return str(value)
 
 
-def print_answers(args):
+def as_text(answers, output_format):
+    """Answers as one text: JSON is always one list (one valid document, whatever the
+    number of queries); tables and markdown follow one another, a blank line between."""
+    if output_format == "json":
+        records = [json_record(a.name, a.columns, plain_rows(a.rows)) for a in answers]
+        return json.dumps(records, indent=2)
+    return "\n\n".join(render(*answer, output_format) for answer in answers)
+
+
+def chosen_queries(args):
+    """The queries named (each once, in order), or all of them."""
     unknown = [name for name in args.queries if name not in QUERIES]
     if unknown:
         raise UsageError(f"unknown query {', '.join(unknown)}; run with --list to see them")
-    config = load_config(args.config)
-    mask_secrets(config.secrets())
+    return list(dict.fromkeys(args.queries)) or list(QUERIES)
+
+
+def check_destination(names, args):
+    """Stop before querying when the output could not be loaded or written."""
+    # Several CSV tables one after another on stdout is no file any tool can read.
+    if args.format == "csv" and len(names) > 1 and args.output is None:
+        raise UsageError(
+            f"CSV holds one table and {len(names)} queries were asked for: add --output DIR "
+            "to write DIR/<query>.csv for each, or name one query"
+        )
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {args.output} is a file; give a folder (it is created if missing)")
+
+
+def fetch_answers(config, names):
     conn = warehouse.connect(config)
-    outputs = []
     try:
         with warehouse.database_errors_as("the query"), conn.cursor() as cursor:
-            for name in args.queries or list(QUERIES):
-                columns, rows = run_query(cursor, name)
-                outputs.append(render(name, columns, rows, args.format))
+            return [Answer(name, *run_query(cursor, name)) for name in names]
     finally:
         conn.close()
-    separator = ",\n" if args.format == "json" else "\n\n"
-    text = separator.join(outputs)
-    print(f"[\n{text}\n]" if args.format == "json" else text)
+
+
+def write_files(answers, output_format, folder):
+    """One file per query, holding what stdout would show for that query alone."""
+    extension = FORMATS[output_format]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for answer in answers:
+            path = folder / f"{answer.name}.{extension}"
+            path.write_text(as_text([answer], output_format) + "\n", encoding="utf-8")
+            log.info("wrote %s (%d row%s)", path, len(answer.rows), "" if len(answer.rows) == 1 else "s")
+    except OSError as error:
+        raise UsageError(f"cannot write {error.filename}: {error.strerror}") from None
+
+
+def print_answers(args):
+    names = chosen_queries(args)
+    check_destination(names, args)
+    config = load_config(args.config)
+    mask_secrets(config.secrets())
+    answers = fetch_answers(config, names)  # every query before any output: no partial export
+    if args.output is None:
+        print(as_text(answers, args.format))
+    else:
+        write_files(answers, args.format, args.output)
 
 
 def build_parser():
     parser = cli.parser_for(__doc__)
     parser.add_argument("queries", nargs="*", metavar="QUERY", help="queries to run (default: all)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="write one file per query into DIR (created if missing): DIR/<query>.csv (or .json, .md, "
+        ".txt), holding what that query alone prints; CSV of several queries needs it",
+    )
     parser.add_argument("--list", action="store_true", help="list the queries and exit")
     return parser
 

@@ -15,8 +15,9 @@ AWS credentials and region come from boto3's usual places (AWS_PROFILE, AWS_REGI
 examples:
   export SPARKIFY_DWH_DWH_DB_PASSWORD='…'    # the cluster's master password, kept out of files
   python aws_setup.py create --config dwh.cfg
-  python aws_setup.py status --config dwh.cfg
-  python aws_setup.py delete --config dwh.cfg
+  python aws_setup.py create --config dwh.cfg --allow-anywhere   # DWH_INGRESS_CIDR may be 0.0.0.0/0
+  python aws_setup.py status --config dwh.cfg --verbose
+  python aws_setup.py delete --config dwh.cfg --poll 30 --quiet  # check every 30 s, print only errors
 """
 
 import configparser

@@ -19,6 +19,8 @@ Sparkify tables are dropped and recreated).
 examples:
   python bench.py                                   # 1,000,000 events, 100,000 song files
   python bench.py --events 20000 --songs 2000 --out /tmp/bench.json
+  python bench.py --seed 2 --cache-dir /tmp/bench-data --generate-only   # only make the dataset
+  python bench.py --dsn "dbname=bench" --row-insert-sample 10000   # its Sparkify tables are dropped
 """
 
 import argparse
@@ -510,7 +512,7 @@ def render(result):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
         epilog=__doc__.split("\n", 2)[2],
@@ -531,6 +533,11 @@ def main(argv=None):
     parser.add_argument("--dsn", help="use this database instead of a throwaway cluster (tables are dropped)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json", help="JSON results file")
     parser.add_argument("--generate-only", action="store_true", help="only generate (and cache) the dataset")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     try:
         args = parser.parse_args(argv or [])
     except SystemExit as stop:

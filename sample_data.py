@@ -8,8 +8,9 @@ not, songs sharing title and artist with different durations, song ids in two fi
 with different records, artists whose name is spelled two ways, and non-ASCII names
 double-encoded as in the real logs.
 
-example:
+examples:
   python sample_data.py --out /tmp/sparkify-data --events 20000 --songs 2000 --seed 7
+  python sample_data.py --out /tmp/one-week --days 7
 """
 
 import argparse
@@ -328,7 +329,7 @@ def generate(out, events, songs, seed=42, days=30, first_day=date(2018, 11, 1)):
     return out
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
         epilog=__doc__.split("\n\n")[-1],
@@ -339,6 +340,11 @@ def main(argv=None):
     parser.add_argument("--songs", type=int, default=2_000, help="number of song files")
     parser.add_argument("--days", type=int, default=30, help="days of log, from 2018-11-01")
     parser.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     try:
         args = parser.parse_args(argv or [])
     except SystemExit as stop:

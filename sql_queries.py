@@ -1130,7 +1130,8 @@ def count_rows_sql(table):
 # --- Data quality checks, after every load that staged a file, and by --check-only. -----
 # Each query returns one number; the expectation is "0" (nothing wrong found) or "> 0".
 # The same checks come in two scopes, with the same names:
-# - WHOLE_TABLES (--check-only): every row of every star table;
+# - WHOLE_TABLES (--check-only, and after a load that added more than a tenth of some
+#   star table: etl.check_scope): every row of every star table;
 # - THIS_RUN (after a load): the rows this run added or touched, found through what the
 #   run staged and the temporary tables of its transform, plus the keys they join to.
 #   A daily load then checks a day, not the warehouse.

@@ -10,6 +10,10 @@ import os
 import re
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import unquote
+
+import psycopg2
+from psycopg2.extensions import parse_dsn
 
 from sparkify.errors import ConfigError
 
@@ -135,14 +139,50 @@ class Config:
 AWS_SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
 
 
+URI_DSN = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
+# A key/value password as written: 'quoted' (\' and \\ escaped) or bare up to a space.
+WRITTEN_PASSWORD = re.compile(r"(?<!\S)password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|((?:[^\s\\]|\\.)+))")
+URI_USER_PASSWORD = re.compile(r"postgres(?:ql)?://[^@/:]*:([^@/]*)@", re.IGNORECASE)
+
+
 def dsn_passwords(dsn):
-    """The password inside a libpq DSN (key=value or URL form), if any."""
+    """The password of a libpq DSN as libpq reads it (unquoted, unescaped, percent-decoded)
+    and as it is written, so that output masks it in either form."""
     if not dsn:
         return []
-    found = re.findall(r"password\s*=\s*'((?:[^'\\]|\\.)*)'|password\s*=\s*(\S+)", dsn)
-    passwords = [quoted or bare for quoted, bare in found]
-    url = re.match(r"postgres(?:ql)?://[^:/@]*:([^@]*)@", dsn)
-    return passwords + ([url.group(1)] if url else [])
+    written = _written_uri_passwords(dsn) if URI_DSN.match(dsn) else _written_keyvalue_passwords(dsn)
+    return [password for password in dict.fromkeys([_parsed_password(dsn), *written]) if password]
+
+
+def _parsed_password(dsn):
+    try:
+        return parse_dsn(dsn).get("password")
+    except psycopg2.ProgrammingError:
+        return None  # load_config refuses such a DSN
+
+
+def _written_keyvalue_passwords(dsn):
+    return [quoted or bare for quoted, bare in WRITTEN_PASSWORD.findall(dsn)]
+
+
+def _written_uri_passwords(dsn):
+    found = URI_USER_PASSWORD.match(dsn)
+    written = [found.group(1)] if found else []
+    return written + [value for _, value in _uri_password_parameters(dsn)]
+
+
+def _uri_password_parameters(dsn):
+    """(offset, value as written) of each ?password= of a URI; the name may be percent-encoded."""
+    query_start = dsn.find("?")
+    if query_start < 0:
+        return []
+    found, offset = [], query_start + 1
+    for parameter in dsn[offset:].split("&"):
+        name, _, value = parameter.partition("=")
+        if unquote(name) == "password":
+            found.append((offset, value))
+        offset += len(parameter) + 1
+    return found
 
 
 def load_config(path):
@@ -208,6 +248,7 @@ def _validate(values, target, path):
             "of staging_events; point it at a JSONPaths file such as log_json_path.json",
         )
     if target == LOCAL:
+        _check_dsn(values[("LOCAL", "DSN")], path)
         for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
             values[("S3", name)] = _local_source(values[("S3", name)], ("S3", name), path)
         endpoint = values[("S3", "ENDPOINT_URL")]
@@ -228,6 +269,68 @@ def _validate(values, target, path):
         fail(("S3", "STAGING_PREFIX"), f"must be an s3://bucket/prefix URL you can write to, not {prefix!r}")
     if values[("S3", "PACK_SONGS")] in TRUE_WORDS and not prefix:
         fail(("S3", "PACK_SONGS"), "needs [S3] STAGING_PREFIX, where the packs are written")
+
+
+def _check_dsn(dsn, path):
+    """A DSN libpq cannot read is refused before any connection, without showing it."""
+    try:
+        parse_dsn(dsn)
+    except psycopg2.ProgrammingError as error:
+        key = KEYS_BY_LABEL[("LOCAL", "DSN")]
+        source = f" (from {key.env_var})" if os.environ.get(key.env_var, "").strip() else ""
+        raise ConfigError(
+            f"{path}: {key.label}{source} cannot be read by libpq: {libpq_complaint(error, dsn)}; "
+            "write it as key=value pairs (host=… dbname=… user=…) or as a postgresql:// URI"
+        ) from None
+
+
+# libpq's complaints about a connection string that quote a piece of it (group "piece"),
+# which can be the password or follow it; any other complaint is cut at its first quote.
+LIBPQ_COMPLAINTS = tuple(
+    re.compile(pattern, re.DOTALL)
+    for pattern in (
+        r'missing "=" after "(?P<piece>.*)" in connection info string',
+        r'invalid connection option "(?P<piece>.*)"',
+        # URIs: "<what is wrong> …: "<piece>"", the words quoting at most "=" or "]"
+        r'[^"]*(?:"[=\]]"[^"]*)?: "(?P<piece>.*)"',
+    )
+)
+HIDDEN_PIECE = "<not shown: it may hold the password>"
+
+
+def libpq_complaint(error, dsn):
+    """libpq's message about an unreadable DSN, without a piece of the DSN that may hold
+    the password."""
+    message = str(error).strip().removeprefix("invalid dsn: ")
+    match = next((found for pattern in LIBPQ_COMPLAINTS if (found := pattern.fullmatch(message))), None)
+    if match is None:
+        return message.split('"')[0].rstrip(": ")
+    if _may_hold_password(match.group("piece"), dsn):
+        start, end = match.span("piece")
+        return message[:start] + HIDDEN_PIECE + message[end:]
+    return message
+
+
+def _may_hold_password(piece, dsn):
+    """A piece is shown only when it comes before any password and nowhere from there on."""
+    before, after = _split_at_password(dsn)
+    return bool(piece) and (piece not in before or piece in after)
+
+
+def _split_at_password(dsn):
+    """(before, from) where a password may start: the word password, a URI's ?password=
+    (percent-encoded too), or the colon of a URI's user:password@ (read generously: it
+    only decides what an error shows)."""
+    starts = [len(dsn)]
+    word = re.search("password", dsn, re.IGNORECASE)
+    starts += [word.start()] if word else []
+    if URI_DSN.match(dsn):
+        starts += [offset for offset, _ in _uri_password_parameters(dsn)]
+        authority = dsn.index("://") + 3
+        colon = dsn.find(":", authority)
+        starts += [colon] if colon >= 0 and "@" in dsn[colon:] else []
+    start = min(starts)
+    return dsn[:start], dsn[start:]
 
 
 def _local_source(value, label, config_path):

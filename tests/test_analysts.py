@@ -3,19 +3,14 @@
 import csv
 import io
 import json
-import os
-import sys
+from decimal import Decimal
 
-import nbformat
 import pytest
-from conftest import ROOT
-from nbclient import NotebookClient
 from test_redshift_sql import redshift_problems
 
 import analytics
 import create_tables
 import etl
-import sql_queries
 
 
 @pytest.fixture
@@ -97,6 +92,101 @@ def test_export_formats(output_format, loaded_sample, run):
         assert "| weekday | day_name | plays |" in out
 
 
+def same_value(cell, value):
+    """Does a CSV cell (text) hold a query's value? Numbers compare as numbers (3.5 is 3.50)."""
+    if value is None:
+        return cell == ""
+    if isinstance(value, (int, float, Decimal)):
+        return Decimal(cell) == Decimal(str(value))
+    return cell == str(value)
+
+
+def test_csv_of_every_query_goes_to_one_file_per_query(loaded_sample, run, tmp_path):
+    folder = tmp_path / "exports"  # created by the run
+    code, out = run(analytics, "--config", loaded_sample, "--format", "csv", "--output", folder)
+    assert code == 0, out
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.csv" for name in analytics.QUERIES)
+    assert len(out.splitlines()) == len(analytics.QUERIES)  # one line per file written
+    for name in analytics.QUERIES:
+        columns, rows = analytics.answer(name, loaded_sample)
+        assert f"wrote {folder / name}.csv ({len(rows)} row" in out
+        with open(folder / f"{name}.csv", newline="", encoding="utf-8") as file:
+            header, *cells = list(csv.reader(file))
+        assert header == columns, name
+        assert len(cells) == len(rows), name
+        for cell_row, row in zip(cells, rows, strict=True):
+            assert all(same_value(c, v) for c, v in zip(cell_row, row, strict=True)), (name, cell_row, row)
+
+
+@pytest.mark.parametrize("queries", [[], ["top_songs", "top_artists"]], ids=["all", "two"])
+def test_csv_of_several_queries_without_output_is_a_usage_error(queries, generated, config_for, run):
+    code, out = run(analytics, "--config", config_for(generated), *queries, "--format", "csv")
+    count = len(queries or analytics.QUERIES)
+    assert code == 2
+    assert out.splitlines() == [
+        f"error: CSV holds one table and {count} queries were asked for: add --output DIR "
+        "to write DIR/<query>.csv for each, or name one query"
+    ]
+
+
+def test_json_of_several_queries_is_one_document(loaded_sample, run):
+    for queries in ([], ["top_songs", "paid_vs_free"]):
+        code, out = run(analytics, "--config", loaded_sample, *queries, "--format", "json")
+        assert code == 0, out
+        answers = json.loads(out)
+        assert [a["query"] for a in answers] == (queries or list(analytics.QUERIES))
+        for answer in answers:
+            assert len(answer["rows"]) == len(analytics.answer(answer["query"], loaded_sample)[1])
+
+
+def test_each_file_of_output_holds_what_its_query_alone_prints(loaded_sample, run, tmp_path):
+    names = ["plays_by_weekday", "paid_vs_free"]
+    for output_format, extension in analytics.FORMATS.items():
+        folder = tmp_path / output_format
+        code, out = run(
+            analytics, "--config", loaded_sample, *names, "--format", output_format, "--output", folder
+        )
+        assert code == 0, out
+        assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.{extension}" for name in names)
+        for name in names:
+            code, alone = run(analytics, "--config", loaded_sample, name, "--format", output_format)
+            assert (folder / f"{name}.{extension}").read_text(encoding="utf-8") == alone, output_format
+
+
+def test_output_that_is_a_file_is_a_usage_error(generated, config_for, run, tmp_path):
+    taken = tmp_path / "exports"
+    taken.write_text("mine")
+    code, out = run(analytics, "--config", config_for(generated), "--format", "csv", "--output", taken)
+    assert code == 2
+    assert out.splitlines() == [
+        f"error: --output {taken} is a file; give a folder (it is created if missing)"
+    ]
+    assert taken.read_text() == "mine"
+
+
+def test_output_that_cannot_be_made_is_a_usage_error(loaded_sample, run, tmp_path):
+    beneath_a_file = tmp_path / "dwh.cfg" / "exports"  # the config is a file
+    code, out = run(analytics, "--config", loaded_sample, "top_songs", "--output", beneath_a_file)
+    assert code == 2
+    assert out.splitlines() == [f"error: cannot write {beneath_a_file}: Not a directory"]
+
+
+def test_help_shows_every_option_in_an_example(run):
+    code, out = run(analytics, "--help")
+    assert code == 0
+    examples = [line for line in out.split("examples:")[1].splitlines() if "python analytics.py" in line]
+    options = [
+        option
+        for action in analytics.build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    ]
+    assert [option for option in options if not any(option in line for line in examples)] == []
+    for output_format in analytics.FORMATS:
+        if output_format != "table":  # the default
+            assert any(f"--format {output_format}" in line for line in examples), output_format
+
+
 def test_unknown_query_is_a_usage_error(loaded_sample, run):
     code, out = run(analytics, "--config", loaded_sample, "top_hats")
     assert code == 2 and "error: unknown query top_hats; run with --list" in out
@@ -105,28 +195,6 @@ def test_unknown_query_is_a_usage_error(loaded_sample, run):
 @pytest.mark.parametrize("name", list(analytics.QUERIES))
 def test_analytics_query_is_redshift_sql(name):
     assert redshift_problems(analytics.QUERIES[name].sql) == []
-
-
-def test_notebook_runs_top_to_bottom(loaded_sample, monkeypatch):
-    # the kernel inherits the environment: our config, and this interpreter first on PATH
-    monkeypatch.setenv("SPARKIFY_CONFIG", str(loaded_sample))
-    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
-    notebook = nbformat.read(ROOT / "notebooks" / "sparkify.ipynb", as_version=4)
-    NotebookClient(
-        notebook,
-        timeout=180,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(ROOT / "notebooks")}},
-    ).execute()
-    text = "\n".join(
-        output.get("text", "")
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-    )
-    assert f"checks: {len(sql_queries.QUALITY_CHECKS)} passed, 0 failed" in text
-    assert "Plays by hour of day (UTC)" in text
-    assert "songplays            0        6820   6820" in text
 
 
 # --- Dry runs ----------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """User mistakes in the config or the command line: one line, exit code 2, no traceback."""
 
 import pytest
+from conftest import write_config
 
+import analytics
 import create_tables
+import demo
 import etl
+from sparkify import warehouse
 
 REDSHIFT = """
 [ETL]
@@ -149,13 +153,6 @@ def test_unknown_option_is_a_usage_error(run):
     assert "unrecognized arguments: --frm" in out
 
 
-@pytest.mark.parametrize("script", [create_tables, etl])
-def test_help_documents_every_option_with_an_example(script, run):
-    code, out = run(script, "--help")
-    assert code == 0
-    assert "--config" in out and "example" in out and "python " in out
-
-
 def test_main_ignores_the_notebook_kernels_own_arguments(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr("sys.argv", ["ipykernel_launcher.py", "-f", "/tmp/kernel.json"])
     monkeypatch.setattr("sparkify.cli.DEFAULT_CONFIG", tmp_path / "dwh.cfg")
@@ -173,3 +170,114 @@ def test_a_warehouse_older_than_this_version_says_to_run_create_tables(
     assert 'relation "song_records" does not exist; the warehouse lacks a table or column' in out
     assert "run create_tables.py" in out and "Traceback" not in out
     assert "staging_songs" not in out  # before anything is staged
+
+
+UNCLOSED_QUOTE_DSN = "host=nowhere password='Zebra-Pw-77"
+
+
+@pytest.mark.parametrize("script", [create_tables, etl, analytics])
+@pytest.mark.parametrize("from_env", [False, True], ids=["in the file", "in SPARKIFY_LOCAL_DSN"])
+def test_a_dsn_libpq_cannot_read_is_refused_before_any_connection(
+    script, from_env, run, tmp_path, generated, monkeypatch
+):
+    connections = []
+    monkeypatch.setattr(warehouse, "connect", connections.append)
+    if from_env:
+        monkeypatch.setenv("SPARKIFY_LOCAL_DSN", UNCLOSED_QUOTE_DSN)
+    config = write_config(tmp_path, "host=nowhere" if from_env else UNCLOSED_QUOTE_DSN, generated)
+    code, out = run(script, "--config", config)
+    source = " (from SPARKIFY_LOCAL_DSN)" if from_env else ""
+    assert_user_mistake(
+        code,
+        out,
+        f"[LOCAL] DSN{source} cannot be read by libpq: unterminated quoted string in connection info string",
+    )
+    assert "Zebra" not in out
+    assert connections == []
+
+
+def test_demo_refuses_a_dsn_libpq_cannot_read(run, tmp_path, generated, monkeypatch):
+    monkeypatch.setenv("SPARKIFY_LOCAL_DSN", UNCLOSED_QUOTE_DSN)
+    code, out = run(demo, "--data", generated, "--dir", tmp_path / "demo", "--cluster-dir", tmp_path / "pg")
+    assert_user_mistake(
+        code, out, "[LOCAL] DSN (from SPARKIFY_LOCAL_DSN) cannot be read by libpq: unterminated"
+    )
+    assert "Zebra" not in out
+
+
+HIDDEN = '"<not shown: it may hold the password>"'
+
+
+@pytest.mark.parametrize(
+    "dsn, problem, never_shown",
+    [
+        pytest.param(
+            "host=h password=Zebra Pw-77 user=u",
+            f'missing "=" after {HIDDEN} in connection info string',
+            ["Zebra", "Pw-77", "user=u"],
+            id="password with a space",
+        ),
+        pytest.param(
+            'host=h password=ab"cd Zebra"Pw',
+            f'missing "=" after {HIDDEN} in connection info string',
+            ["Zebra", "Pw"],
+            id="quotes inside the piece",
+        ),
+        pytest.param(
+            "host=h password=Zebra-Pw-77 tailopt=1",
+            f"invalid connection option {HIDDEN}",
+            ["Zebra", "tailopt"],
+            id="option after the password",
+        ),
+        pytest.param(
+            "postgresql://u:Zebra%ZZPw@h/db",
+            f"invalid percent-encoded token: {HIDDEN}",
+            ["Zebra"],
+            id="URI bad encoding",
+        ),
+        pytest.param(
+            "postgresql://u:Zebra-Pw-77@[::1/db",
+            f'end of string reached when looking for matching "]" in IPv6 host address in URI: {HIDDEN}',
+            ["Zebra"],
+            id="URI whole",
+        ),
+        pytest.param(
+            "postgresql://u@h/db?password=Zebra-Pw-77&tailopt=1",
+            f"invalid URI query parameter: {HIDDEN}",
+            ["Zebra", "tailopt"],
+            id="URI parameter after the password",
+        ),
+        pytest.param(
+            "postgresql://u@h/db?pass%77ord=Zebra-Pw-77&tailopt",
+            f'missing key/value separator "=" in URI query parameter: {HIDDEN}',
+            ["Zebra", "tailopt"],
+            id="URI encoded password parameter",
+        ),
+        pytest.param(
+            "postgresql://u:Zebra-Pw-77@[::1]x/db",
+            "unexpected character",  # a complaint quoting more than one piece: cut at the first
+            ["Zebra", '"x"'],
+            id="URI, two pieces",
+        ),
+        # what comes before any password is shown, to say which piece is wrong
+        pytest.param(
+            "host=h dbnme=x password=Zebra-Pw-77",
+            'invalid connection option "dbnme"',
+            ["Zebra"],
+            id="option before the password",
+        ),
+        pytest.param(
+            "postgresql://u@h/db?sslmod=require",
+            'invalid URI query parameter: "sslmod"',
+            [],
+            id="URI without a password",
+        ),
+    ],
+)
+def test_libpqs_complaint_never_shows_the_password_or_what_follows(
+    dsn, problem, never_shown, run, tmp_path, generated
+):
+    code, out = run(etl, "--config", write_config(tmp_path, dsn, generated))
+    assert_user_mistake(code, out, f"[LOCAL] DSN cannot be read by libpq: {problem};")
+    for piece in never_shown:
+        assert piece not in out

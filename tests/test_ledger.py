@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import song
+from conftest import event, song
 from test_redshift_path import fingerprint, upload, write_rs_config
-from test_reruns import log_days, star_snapshot
+from test_reruns import NOV_1, log_days, star_snapshot
 
 import create_tables
 import etl
@@ -296,3 +296,88 @@ def test_a_file_name_with_copy_escapes_is_recorded_exactly(eight_days, run, conf
     code, out = run(etl, "--config", config)
     assert code == 0, out
     assert "nothing new to load" in out
+
+
+# --- A file edited in place, to the same size ------------------------------------------------------
+# Locally a file's version is its modification time, on S3 its ETag: an edit that keeps
+# the byte length must still be staged again, and the star take what the edit brought.
+
+USER_7_THEN_8 = [
+    event(NOV_1, user="7", level="free", item=0),
+    event(NOV_1 + 1000, user="8", level="paid", item=1),
+]
+USER_8 = '"userId": "8"'
+CORRECTED_TO_USER_7 = '"userId": "7"'  # the second play was user 7's: same byte length
+
+
+def edited_in_place(path, old, new):
+    """Replace old by new (the same length) in path, and give it a later mtime."""
+    assert len(old) == len(new)
+    before = path.stat()
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 5_000_000_000))
+    assert path.stat().st_size == before.st_size
+
+
+def users_levels(query):
+    return query("SELECT user_id, level FROM users ORDER BY user_id")
+
+
+def test_a_file_edited_in_place_to_the_same_size_is_staged_again(dataset, load, run, config_for, query):
+    data = dataset(songs=[song("SO_1")], days={"2018-11-01": USER_7_THEN_8})
+    load(data)
+    assert users_levels(query) == [(7, "free"), (8, "paid")]
+    version = query("SELECT version FROM loaded_files WHERE dataset = 'log_data'")
+    path = day_file(data, "2018-11-01")
+    edited_in_place(path, USER_8, CORRECTED_TO_USER_7)
+    code, out = run(etl, "--config", config_for(data))
+    assert code == 0, out
+    assert "0 new files, 1 changed, 0 already loaded (skipped)" in out
+    new_version = query("SELECT version FROM loaded_files WHERE dataset = 'log_data'")
+    assert new_version == [(str(path.stat().st_mtime_ns),)] and new_version != version
+    # user 7's latest event is now the paid one (user 8's row stays: rows are never removed)
+    assert users_levels(query) == [(7, "paid"), (8, "paid")]
+    assert query("SELECT COUNT(*) FROM songplays WHERE user_id = 7") == [(2,)]
+
+
+def test_on_redshift_an_object_rewritten_to_the_same_size_is_staged_again(
+    dataset, s3_server, standin, tmp_path, run, query
+):
+    from test_redshift_path import make_bucket
+
+    data = dataset(songs=[song("SO_1")], days={"2018-11-01": USER_7_THEN_8})
+    upload(s3_server, "sparkify-data", data)
+    make_bucket(s3_server, "sparkify-staging")
+    config = write_rs_config(tmp_path)
+    assert run(create_tables, "--config", config)[0] == 0
+    assert run(etl, "--config", config)[0] == 0
+    assert users_levels(query) == [(7, "free"), (8, "paid")]
+    path = day_file(data, "2018-11-01")
+    key = path.relative_to(data).as_posix()
+    etag = s3_server.head_object(Bucket="sparkify-data", Key=key)["ETag"]
+    edited_in_place(path, USER_8, CORRECTED_TO_USER_7)
+    s3_server.upload_file(str(path), "sparkify-data", key)
+    assert s3_server.head_object(Bucket="sparkify-data", Key=key)["ETag"] != etag  # moto: the MD5
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert "0 new files, 1 changed, 0 already loaded (skipped)" in out
+    assert users_levels(query) == [(7, "paid"), (8, "paid")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a changed log file is staged again, but an event already loaded keeps its rows: "
+    "plays dedupe by natural key and a user's row is replaced only by a newer event, so a "
+    "level corrected in place never reaches users (a full load of the same files would show it)",
+)
+def test_a_level_corrected_in_place_reaches_the_users_table(dataset, load, run, config_for, query):
+    data = dataset(songs=[song("SO_1")], days={"2018-11-01": [event(NOV_1, user="7", level="free")]})
+    load(data)
+    edited_in_place(day_file(data, "2018-11-01"), '"free"', '"paid"')
+    code, out = run(etl, "--config", config_for(data))
+    assert code == 0, out
+    assert "0 new files, 1 changed" in out
+    assert query("SELECT level FROM staging_events") == [("paid",)]  # staged again
+    assert users_levels(query) == [(7, "paid")]

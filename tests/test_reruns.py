@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -50,13 +51,29 @@ def six_days(tmp_path_factory):
     return sample_data.generate(tmp_path_factory.mktemp("six-days"), events=2400, songs=200, seed=11, days=6)
 
 
-def test_rerun_leaves_every_star_table_unchanged(six_days, load, run, config_for, query):
+RERUNS = {
+    "ledger": (),  # stages nothing: the ledger holds every file
+    "full-refresh": ("--full-refresh",),  # stages everything again: the anti-joins must hold
+}
+
+
+@pytest.mark.parametrize("rerun", RERUNS.values(), ids=RERUNS.keys())
+def test_rerun_leaves_every_star_table_unchanged(rerun, six_days, load, run, config_for, query):
     load(six_days)
     first = star_snapshot(query)
-    code, out = run(etl, "--config", config_for(six_days))
+    code, out = run(etl, "--config", config_for(six_days), *rerun)
     assert code == 0, out
     assert star_snapshot(query) == first
     assert added_by_table(out) == dict.fromkeys(STAR, 0)
+    if rerun:
+        assert_everything_staged_again(out, log_files=6, song_files=200)
+
+
+def assert_everything_staged_again(out, log_files, song_files):
+    """A --full-refresh run staged every file and ran the transform and the checks."""
+    assert f"0 new files, 0 changed, {log_files} already loaded (staged again)" in out
+    assert f"0 new files, 0 changed, {song_files} already loaded (staged again)" in out
+    assert "nothing new to load" not in out and "checks: " in out and " 0 failed" in out
 
 
 def added_by_table(out):
@@ -69,6 +86,35 @@ def added_by_table(out):
             assert after - before == count, line
             added[cells[0]] = count
     return added
+
+
+def data_files(data_dir, dataset):
+    return sum(1 for _ in Path(data_dir, dataset).rglob("*.json"))
+
+
+@pytest.mark.parametrize("data", ["six_days", "real_sample"])
+def test_on_redshift_a_full_refresh_rerun_leaves_every_star_table_unchanged(
+    data, request, s3_server, standin, tmp_path, run, query
+):
+    """Keys are not enforced there: only the anti-joins (and the checks) keep a run that
+    stages everything again from adding a row twice."""
+    from test_redshift_path import make_bucket, upload, write_rs_config
+
+    data_dir = request.getfixturevalue(data)
+    upload(s3_server, "sparkify-data", data_dir)
+    make_bucket(s3_server, "sparkify-staging")
+    config = write_rs_config(tmp_path)
+    fresh_tables(run, config)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    first = star_snapshot(query)
+    code, out = run(etl, "--config", config, "--full-refresh")
+    assert code == 0, out
+    assert star_snapshot(query) == first
+    assert added_by_table(out) == dict.fromkeys(STAR, 0)
+    assert_everything_staged_again(
+        out, log_files=data_files(data_dir, "log_data"), song_files=data_files(data_dir, "song_data")
+    )
 
 
 @pytest.mark.parametrize("order", ["in date order", "shuffled"])
@@ -321,6 +367,81 @@ def wait_until_gone(dsn, pid, timeout=60):
     raise AssertionError(f"backend {pid} is still there")
 
 
+# --- One run at a time: the run lock. ---------------------------------------------------------
+
+BUSY_AFTER_ONE_SECOND = (
+    "error: another run is loading this warehouse; waited 1 s ([ETL] LOCK_TIMEOUT_SECONDS)."
+    " Try again when it has finished."
+)
+
+
+def timed_run(run, script, *args):
+    """run(script, *args), and how long it took: (code, output, seconds)."""
+    started = time.monotonic()
+    code, out = run(script, *args)
+    return code, out, time.monotonic() - started
+
+
+def assert_waited_then_refused(code, out, seconds):
+    """The run waited for the lock (LOCK_TIMEOUT_SECONDS = 1), then stopped with exit 1
+    and the lock's own message: not at once, nor on some table's lock."""
+    assert code == 1, out
+    assert BUSY_AFTER_ONE_SECOND in out.splitlines(), out
+    assert 0.9 <= seconds < 15, seconds
+
+
+@contextmanager
+def run_lock_held(dsn, lock_statement):
+    """Another session holding the run lock, in an open transaction, as a running
+    etl.py holds it."""
+    holder = psycopg2.connect(dsn)
+    try:
+        with holder.cursor() as cur:
+            cur.execute(lock_statement)
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+POSTGRES_RUN_LOCK = f"SELECT pg_advisory_xact_lock({sql_queries.RUN_LOCK_KEY})"  # README: --dry-run
+REDSHIFT_RUN_LOCK = "LOCK etl_run_lock"
+SCRIPTS = {"etl.py": etl, "create_tables.py": create_tables}
+
+
+@pytest.mark.parametrize("script", SCRIPTS.values(), ids=SCRIPTS.keys())
+def test_a_run_waits_for_the_run_lock_then_stops_and_changes_nothing(
+    script, six_days, load, config_for, dsn, run, query
+):
+    """create_tables.py takes the lock etl.py takes: it never drops tables under a run."""
+    load(six_days, "--to", "2018-11-02")
+    before = table_digests(query)
+    config = config_for(six_days, lock_timeout_seconds=1)
+    with run_lock_held(dsn, POSTGRES_RUN_LOCK):
+        code, out, seconds = timed_run(run, script, "--config", config)
+    assert_waited_then_refused(code, out, seconds)
+    assert table_digests(query) == before
+
+
+@pytest.mark.parametrize("script", SCRIPTS.values(), ids=SCRIPTS.keys())
+def test_on_redshift_a_run_waits_for_the_run_lock_then_stops_and_changes_nothing(
+    script, six_days, s3_server, standin, tmp_path, run, query
+):
+    from test_redshift_path import make_bucket, upload, write_rs_config
+
+    upload(s3_server, "sparkify-data", six_days)
+    make_bucket(s3_server, "sparkify-staging")
+    config = write_rs_config(tmp_path, ETL_LOCK_TIMEOUT_SECONDS=1)
+    fresh_tables(run, config)
+    code, out = run(etl, "--config", config, "--to", "2018-11-02")
+    assert code == 0, out
+    before = table_digests(query)
+    with run_lock_held(standin, REDSHIFT_RUN_LOCK):
+        code, out, seconds = timed_run(run, script, "--config", config)
+    assert_waited_then_refused(code, out, seconds)
+    assert table_digests(query) == before
+
+
 def test_second_run_refuses_while_one_is_running(six_days, load, config_for, dsn, run, tmp_path):
     load(six_days, "--to", "2018-11-01")
     process, pid = start_slow_run(config_for(six_days)), None
@@ -331,9 +452,8 @@ def test_second_run_refuses_while_one_is_running(six_days, load, config_for, dsn
         from conftest import write_config
 
         second = write_config(other, dsn, six_days, lock_timeout_seconds=1)
-        code, out = run(etl, "--config", second)
-        assert code == 1
-        assert "another run is loading this warehouse; waited 1 s" in out
+        code, out, seconds = timed_run(run, etl, "--config", second)
+        assert_waited_then_refused(code, out, seconds)
     finally:
         process.kill()
         if pid is not None:  # else the failure that left it unset is the one to see

@@ -2,10 +2,12 @@
 connection failures are retried, then explained."""
 
 import re
+from urllib.parse import quote
 
 import psycopg2
 import pytest
 import sqlglot
+from psycopg2.extensions import parse_dsn
 
 import create_tables
 import etl
@@ -83,14 +85,77 @@ def test_password_echoed_by_a_database_error_is_masked(generated, run, tmp_path,
     assert PASSWORD not in out
 
 
-def test_secrets_are_read_from_the_dsn_and_the_environment(tmp_path, monkeypatch, generated):
+def test_secrets_are_read_from_the_environment(tmp_path, monkeypatch, generated):
     from conftest import write_config
 
     monkeypatch.setenv("AWS_SESSION_TOKEN", AWS_TOKEN)
-    config = load_config(write_config(tmp_path, "host=h dbname=d password='a b\\'c'", generated))
-    assert set(config.secrets()) >= {"a b\\'c", AWS_TOKEN}
-    config = load_config(write_config(tmp_path, "postgresql://me:s3cret@h/db", generated))
-    assert "s3cret" in config.secrets()
+    config = load_config(write_config(tmp_path, "host=h dbname=d", generated))
+    assert AWS_TOKEN in config.secrets()
+
+
+def keyvalue_with(dsn, password):
+    return f"{dsn} password='{password}'"
+
+
+def uri_of(dsn, login, query=()):
+    """The fixture's key/value DSN as a postgresql:// URI (host and port as parameters)."""
+    parts = parse_dsn(dsn)
+    pairs = [f"{name}={quote(parts[name], safe='')}" for name in ("host", "port") if name in parts]
+    return f"postgresql://{login}@/{quote(parts['dbname'])}?{'&'.join([*pairs, *query])}"
+
+
+def uri_with_login(dsn, password):
+    return uri_of(dsn, f"{quote(parse_dsn(dsn)['user'])}:{password}")
+
+
+def uri_with_query(dsn, password):
+    return uri_of(dsn, quote(parse_dsn(dsn)["user"]), [f"password={password}"])
+
+
+PASSWORDS_AS_WRITTEN = [
+    pytest.param(keyvalue_with, "Zebra\\'Pw-77", "Zebra'Pw-77", id="key/value, escaped quote"),
+    pytest.param(keyvalue_with, "Zebra Pw-77", "Zebra Pw-77", id="key/value, space in quotes"),
+    pytest.param(uri_with_login, "Zebra%40Pw-77", "Zebra@Pw-77", id="URI user:password@, encoded"),
+    pytest.param(uri_with_query, "Zebra%2FPw%2077", "Zebra/Pw 77", id="URI ?password=, encoded"),
+]
+
+
+@pytest.mark.parametrize("dsn_with, written, clear", PASSWORDS_AS_WRITTEN)
+def test_the_password_is_a_secret_as_libpq_reads_it_and_as_written(
+    dsn_with, written, clear, generated, tmp_path, dsn
+):
+    from conftest import write_config
+
+    config = load_config(write_config(tmp_path, dsn_with(dsn, written), generated))
+    assert {clear, written} <= set(config.secrets())
+
+
+@pytest.mark.parametrize("dsn_with, written, clear", PASSWORDS_AS_WRITTEN)
+def test_the_password_libpq_reads_never_appears_in_any_output(
+    dsn_with, written, clear, generated, run, tmp_path, dsn
+):
+    """A check whose result is the password, and one whose error message quotes it: the
+    password is masked as libpq reads it (unquoted, unescaped, decoded) and as written."""
+    from conftest import write_config
+
+    assert parse_dsn(dsn_with(dsn, written))["password"] == clear  # what the server is sent
+    config = write_config(tmp_path, dsn_with(dsn, written), generated)
+    # The checks build the password from hex, so --verbose cannot print it in any form.
+    as_text = f"convert_from(decode('{clear.encode().hex()}', 'hex'), 'UTF8')"
+    config.write_text(
+        config.read_text()
+        + f"\n[CHECK returns it]\nSQL = SELECT {as_text}\nEXPECTED = 0\n"
+        + f"\n[CHECK quotes it]\nSQL = SELECT CAST({as_text} AS INTEGER)\nEXPECTED = 0\n"
+    )
+    outputs = [run(create_tables, "--config", config, "--verbose")]
+    outputs.append(run(etl, "--config", config, "--verbose"))
+    everything = "\n".join(out for _, out in outputs)
+    assert [code for code, _ in outputs] == [0, 1], everything
+    assert "check failed: returns it: expected 0, found ********" in everything
+    assert (
+        'quotes it: expected 0, found error: invalid input syntax for type integer: "********"' in everything
+    )
+    assert clear not in everything and written not in everything
 
 
 HOSTILE_VALUES = [
