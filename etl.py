@@ -609,9 +609,14 @@ def planned_redshift_staging(config, window):
         ("the rows COPY skipped, with the run's rejects", errors_sql),
         (
             "events whose userId is no INTEGER, with the run's rejects",
-            sql_queries.INVALID_USER_ID_EVENTS_SELECT,
+            sql_queries.INVALID_USER_ID_EVENTS_DECLARE,
         ),
-        ("staging_events", sql_queries.INVALID_USER_ID_EVENTS_DELETE),
+        (
+            f"events whose userId is no INTEGER, {sql_queries.CURSOR_FETCH_ROWS} at a time until fewer come",
+            sql_queries.INVALID_USER_ID_EVENTS_FETCH,
+        ),
+        ("events whose userId is no INTEGER", sql_queries.INVALID_USER_ID_EVENTS_CLOSE),
+        ("staging_events, if any", sql_queries.INVALID_USER_ID_EVENTS_DELETE),
     ]
 
 

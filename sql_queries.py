@@ -491,6 +491,19 @@ WHERE {INVALID_USER_ID}
 ORDER BY ts, session_id, item_in_session
 """
 
+# The bad events stream through a cursor in the documented forms only. declare.html:
+# "DECLARE cursor_name CURSOR FOR query" (psycopg2's named cursors add WITHOUT HOLD, which
+# it does not document), "You must declare a cursor within a transaction block. Only one
+# cursor at a time can be open per session." fetch.html: "For single-node clusters, the
+# maximum value for count is 1000. FORWARD ALL isn't supported for single-node clusters."
+INVALID_USER_ID_CURSOR = "invalid_user_id_events"
+CURSOR_FETCH_ROWS = 1000
+INVALID_USER_ID_EVENTS_DECLARE = (
+    f"DECLARE {INVALID_USER_ID_CURSOR} CURSOR FOR{INVALID_USER_ID_EVENTS_SELECT.rstrip()}"
+)
+INVALID_USER_ID_EVENTS_FETCH = f"FETCH FORWARD {CURSOR_FETCH_ROWS} FROM {INVALID_USER_ID_CURSOR}"
+INVALID_USER_ID_EVENTS_CLOSE = f"CLOSE {INVALID_USER_ID_CURSOR}"
+
 INVALID_USER_ID_EVENTS_DELETE = f"""
 DELETE FROM staging_events
 WHERE {INVALID_USER_ID}

@@ -153,6 +153,19 @@ def record_load_errors(errors, copies, rejects):
     return counts
 
 
+def invalid_user_id_events(cursor):
+    """The events with a bad userId, streamed through a server-side cursor a page of
+    sql_queries.CURSOR_FETCH_ROWS at a time (a day of bad userIds never sits in memory)."""
+    cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_DECLARE)
+    while True:
+        cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_FETCH)
+        page = cursor.fetchall()
+        yield from page
+        if len(page) < sql_queries.CURSOR_FETCH_ROWS:
+            break
+    cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_CLOSE)
+
+
 def reject_invalid_user_ids(cursor, log_copies, rejects):
     """Events whose userId the transform could not cast to INTEGER leave staging as rejects.
     Redshift does not say which file a loaded row came from: the reject names the COPY's
@@ -163,17 +176,13 @@ def reject_invalid_user_ids(cursor, log_copies, rejects):
         else log_copies[0].source
     )
     found = 0
-    # A server-side cursor: a day of bad userIds streams into the rejects' spool file.
-    with cursor.connection.cursor(name="invalid_user_ids") as events:
-        events.itersize = 10_000
-        events.execute(sql_queries.INVALID_USER_ID_EVENTS_SELECT)
-        for user_id, ts, session_id, item_in_session in events:
-            reason = (
-                f"userId {user_id!r} is not a whole number from 0 to 2147483647 "
-                f"(event ts {ts}, sessionId {session_id}, itemInSession {item_in_session})"
-            )
-            rejects.add("log_data", f"one of {where}", None, reason, user_id)
-            found += 1
+    for user_id, ts, session_id, item_in_session in invalid_user_id_events(cursor):
+        reason = (
+            f"userId {user_id!r} is not a whole number from 0 to 2147483647 "
+            f"(event ts {ts}, sessionId {session_id}, itemInSession {item_in_session})"
+        )
+        rejects.add("log_data", f"one of {where}", None, reason, user_id)
+        found += 1
     if found:
         cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_DELETE)
     return found

@@ -146,6 +146,17 @@ def database_errors_as(what):
 
 def consequence_of(error):
     """What a failed statement means for the user, where it is not plain."""
+    # Both are OperationalErrors in psycopg2, yet the connection is fine.
+    if isinstance(error, psycopg2.errors.LockNotAvailable):
+        return (
+            "; a table lock was not granted within [ETL] LOCK_TIMEOUT_SECONDS (another session holds it)"
+            " and nothing of this run was committed"
+        )
+    if isinstance(error, psycopg2.errors.QueryCanceled):
+        return (
+            "; the statement was canceled (a statement_timeout or a cancel request)"
+            " and nothing of this run was committed"
+        )
     if isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         return "; the connection was lost and nothing of this run was committed"
     if isinstance(error, (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn)):

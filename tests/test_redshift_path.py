@@ -518,3 +518,32 @@ def test_log_jsonpath_auto_is_refused(tmp_path, run):
     code, out = run(etl, "--config", config)
     assert code == 2
     assert "[S3] LOG_JSONPATH cannot be 'auto'" in out
+
+
+def test_bad_user_ids_stream_in_pages_of_at_most_a_thousand(
+    dataset, warehouse_on_s3, run, query, monkeypatch
+):
+    """More bad userIds than one FETCH may bring on a single-node cluster (fetch.html: at
+    most 1000): every one is rejected once, through the documented DECLARE/FETCH/CLOSE."""
+    from conftest import event, song
+
+    bad = 2345
+    events = [event(1541105830796, user="39", item=0)]
+    events += [event(1541105830796 + i, user=f"x{i}", item=i) for i in range(1, bad + 1)]
+    config = warehouse_on_s3(dataset(songs=[song("SO1")], days={"2018-11-05": events}), ETL_MAXERROR=bad)
+    sent = []
+    execute = redshift_standin.StandInCursor.execute
+
+    def recording(cursor, sql, params=None):
+        sent.append(sql.decode() if isinstance(sql, bytes) else str(sql))
+        return execute(cursor, sql, params)
+
+    monkeypatch.setattr(redshift_standin.StandInCursor, "execute", recording)
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert query("SELECT COUNT(*), COUNT(DISTINCT raw_value) FROM load_rejects") == [(bad, bad)]
+    assert query("SELECT user_id FROM users") == [(39,)]
+    fetches = [sql for sql in sent if sql.startswith("FETCH")]
+    assert fetches == ["FETCH FORWARD 1000 FROM invalid_user_id_events"] * 3
+    assert sum(sql.startswith("DECLARE invalid_user_id_events CURSOR FOR") for sql in sent) == 1
+    assert "CLOSE invalid_user_id_events" in sent

@@ -63,14 +63,17 @@ def redshift_statements():
     yield from sql_queries.SERVER_NOW_STATEMENTS
     yield sql_queries.LOAD_ERRORS_SQL
     yield sql_queries.SERVERLESS_LOAD_ERRORS_SQL
-    yield sql_queries.INVALID_USER_ID_EVENTS_SELECT
+    yield sql_queries.INVALID_USER_ID_EVENTS_DECLARE
+    yield sql_queries.INVALID_USER_ID_EVENTS_FETCH
+    yield sql_queries.INVALID_USER_ID_EVENTS_CLOSE
     yield sql_queries.INVALID_USER_ID_EVENTS_DELETE
     yield sql_queries.TABLES_OWNED_BY_OTHERS_SQL
 
 
 # Statements sqlglot keeps as opaque commands, each checked against Redshift's own page:
-# https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html, .../r_RESET.html
-DOCUMENTED_COMMANDS = {"LOCK", "RESET"}
+# https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html, .../r_RESET.html,
+# .../declare.html, .../fetch.html, .../close.html
+DOCUMENTED_COMMANDS = {"LOCK", "RESET", "DECLARE", "FETCH", "CLOSE"}
 
 
 def redshift_problems(sql):

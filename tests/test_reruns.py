@@ -611,3 +611,18 @@ def test_log_file_without_a_date_is_loaded_unless_a_window_is_given(dataset, loa
     assert "staging_events  1 files" in out and query("SELECT COUNT(*) FROM songplays") == [(1,)]
     code, out = run(etl, "--config", config_for(data), "--from", "2018-11-01")
     assert code == 0 and "1 files outside --from/--to skipped" in out
+
+
+def test_a_table_lock_not_granted_mid_run_says_so_not_a_lost_connection(
+    six_days, load, config_for, dsn, run, query
+):
+    """The lock timeout bounds every lock wait of the run: a session holding a table the
+    run writes makes it stop with what happened (psycopg2 files it as an OperationalError)."""
+    load(six_days, "--to", "2018-11-02")
+    before = table_digests(query)
+    with run_lock_held(dsn, "LOCK TABLE songplays IN ACCESS EXCLUSIVE MODE"):
+        code, out = run(etl, "--config", config_for(six_days, lock_timeout_seconds=1))
+    assert code == 1
+    assert "a table lock was not granted within [ETL] LOCK_TIMEOUT_SECONDS" in out
+    assert "connection was lost" not in out and "Traceback" not in out
+    assert table_digests(query) == before
