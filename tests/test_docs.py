@@ -168,6 +168,8 @@ def run_command(line, cwd):
             ".venv/.dev",
         ]
         env.pop("SPARKIFY_LOCAL_DSN")
+        for inherited in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):  # under `make test`: not a sub-make
+            env.pop(inherited, None)
     return subprocess.run(
         words, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600
     )
