@@ -235,7 +235,8 @@ def prepare_redshift(conn, config, window):
     transaction can begin with LOCK) and note the server's clock."""
     client = redshift_load.s3_client(config)
     listings = redshift_load.list_sources(client, config, window)
-    since = warehouse.prepare_redshift_run(conn, read_clock=True)
+    probes = sql_queries.table_probes(sql_queries.WRITTEN_OUTSIDE_THE_LOCK)
+    since = warehouse.prepare_redshift_run(conn, read_clock=True, probes=probes)
     return RedshiftRun(client, listings, since, [])
 
 
@@ -313,20 +314,52 @@ def step_message(table_name, verb):
     }.get(verb)
 
 
-def transform(cursor, engine, rows_before, whole_catalogue=False):
-    """Merge staging into the star tables, saying what each statement did.
-    whole_catalogue: every song file was staged, so its records replace the kept ones.
+def transform(cursor, engine, rows_before, song_files=0, whole_catalogue=False):
+    """Merge staging into the star tables, saying what each statement did; returns the
+    window of this run's plays (first and last), within which the checks read songplays
+    and time. song_files: how many song files the run staged; whole_catalogue: it staged
+    every one, so their records replace the kept ones. The catalogue's statements run
+    only when song files were staged, and plays are matched again only when they changed
+    a song (sql_queries.CATALOGUE_STEPS): a daily run without song files sends neither.
 
     PostgreSQL analyses a star table right after an insert that wrote more than
     LARGE_RUN_SHARE of it, so that the statements after it plan on its real size:
     unanalysed, the 98,000 songs of a first load were planned as 8,000, and matching the
     plays to them took a merge join, ~0.7 s slower (bench data)."""
-    for table_name, sql in sql_queries.transform_steps(engine, whole_catalogue):
-        rows_written, seconds = warehouse.timed_execute(cursor, sql)
+    plays_window = read_plays_window(cursor)
+    songs_changed = False
+    if song_files:
+        run_steps(cursor, engine, rows_before, sql_queries.catalogue_steps(engine, whole_catalogue))
+        songs_changed = count_of(cursor, sql_queries.SONG_CHANGES_COUNT) > 0
+    rematch = sql_queries.REMATCH_STEPS if songs_changed else sql_queries.NO_REMATCH_STEPS
+    plays = sql_queries.for_engine(rematch + sql_queries.PLAY_STEPS, engine)
+    run_steps(cursor, engine, rows_before, plays, plays_window)
+    return plays_window
+
+
+def read_plays_window(cursor):
+    """{first_play, last_play}: the times of the first and last play this run staged."""
+    cursor.execute(sql_queries.PLAYS_WINDOW_SQL)
+    return dict(zip(sql_queries.PLAYS_WINDOW, cursor.fetchone(), strict=True))
+
+
+def count_of(cursor, count_sql):
+    cursor.execute(count_sql)
+    return cursor.fetchone()[0]
+
+
+def run_steps(cursor, engine, rows_before, steps, plays_window=None):
+    """Run transform steps, logging each; a statement that reads songplays or time gets
+    the plays window as its parameters."""
+    for table_name, sql in steps:
+        parameters = plays_window if sql_queries.uses_plays_window(sql) else None
+        rows_written, seconds = warehouse.timed_execute(cursor, sql, parameters)
         message = step_message(table_name, statement_verb(sql))
         if message:
-            log.info(message, table_name, rows_written, seconds)
+            log.info(message, table_name, rows_written, seconds)  # -1 where Redshift says no count
         star_table = star_table_inserted(table_name, sql)
+        # PostgreSQL only, which always reports an INSERT's row count (Redshift analyses
+        # on its own, and need not report counts: decisions there count rows explicitly).
         if engine == LOCAL and star_table and is_large_share(rows_written, rows_before[table_name]):
             _, seconds = warehouse.timed_execute(cursor, sql_queries.analyze_sql(star_table))
             log.debug("%-15s analyzed (%.2f s)", table_name, seconds)
@@ -372,8 +405,8 @@ def check_scope(rows_before, rows_after):
     return sql_queries.WHOLE_TABLES if large else sql_queries.THIS_RUN
 
 
-def check_quality(cursor, config, scope=sql_queries.WHOLE_TABLES):
-    results = run_checks(cursor, all_checks(config, scope), config.target)
+def check_quality(cursor, config, scope=sql_queries.WHOLE_TABLES, plays_window=None):
+    results = run_checks(cursor, all_checks(config, scope, plays_window), config.target)
     failed = [result for result in results if not result.passed]
     for result in failed:
         log.error("check failed: %s: expected %s, found %s", result.name, result.expected, result.found)
@@ -421,7 +454,7 @@ def load(conn, config, window, full_refresh=False):
             warehouse.transaction(conn) as cur,
         ):
             warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
-            warehouse.require_current_tables(cur)
+            warehouse.require_current_tables(cur, config.target)
             before = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
             if config.target == LOCAL:
                 for setting in sql_queries.POSTGRES_RUN_SETTINGS:
@@ -435,12 +468,13 @@ def load(conn, config, window, full_refresh=False):
                 after = before
             else:
                 with timed(seconds, "transform"):
-                    transform(cur, config.target, before, whole_catalogue)
+                    song_files = staging["song_data"].files
+                    plays_window = transform(cur, config.target, before, song_files, whole_catalogue)
                     if config.target == LOCAL:
                         build_missing_indexes(cur)
                 with timed(seconds, "checks"):
                     after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
-                    check_quality(cur, config, check_scope(before, after))
+                    check_quality(cur, config, check_scope(before, after), plays_window)
             added = rows_added(before, after)
             history.record(cur, history.run_row(run, config, window, started_at, staging, added, seconds))
             commit_started = time.perf_counter()
@@ -529,13 +563,20 @@ CHECK_SCOPE_PLANNED = "this run's rows; whole tables if it added more than a ten
 def planned_statements(config, window):
     """(what, SQL) for every statement a run sends, in order; --dry-run prints them."""
     engine = config.target
-    steps = [] if engine == LOCAL else sql_queries.redshift_preparation_steps(read_clock=True)
+    steps = (
+        []
+        if engine == LOCAL
+        else sql_queries.redshift_preparation_steps(
+            read_clock=True, probes=sql_queries.table_probes(sql_queries.WRITTEN_OUTSIDE_THE_LOCK)
+        )
+    )
     steps += [
         ("take the run lock", sql)
         for sql in sql_queries.run_lock_statements(engine, config.lock_timeout_seconds)
     ]
     steps += [
-        ("every table and column this version uses is there", sql) for sql in sql_queries.table_probes()
+        ("every table and column this version uses is there", sql)
+        for sql in sql_queries.table_probes(sql_queries.tables_probed_in_the_run(engine))
     ]
     steps += (
         planned_local_staging(config, window) if engine == LOCAL else planned_redshift_staging(config, window)
@@ -549,16 +590,27 @@ def planned_statements(config, window):
 
 
 def planned_transform(engine):
-    """The transform as if nothing was loaded (a run that stages no file sends none of it);
-    on PostgreSQL each star table's insert is followed by its ANALYZE when it grew a lot,
-    and the missing indexes come last."""
-    steps = []
-    for table_name, sql in sql_queries.transform_steps(engine, whole_catalogue=True):
-        steps.append((table_name, sql))
-        star_table = star_table_inserted(table_name, sql)
-        if engine == LOCAL and star_table:
-            what = f"{table_name}, if this insert wrote more than a tenth of it"
-            steps.append((what, sql_queries.analyze_sql(star_table)))
+    """The transform as if nothing was loaded (a run that stages no file sends none of it),
+    each part with the condition it runs on (transform); on PostgreSQL each star table's
+    insert is followed by its ANALYZE when it grew a lot, and the missing indexes come
+    last."""
+    staged_songs = ", if this run staged song files"
+    parts = [
+        (sql_queries.catalogue_steps(engine, whole_catalogue=True), staged_songs),
+        ([("song_changes", sql_queries.SONG_CHANGES_COUNT)], staged_songs),
+        (sql_queries.for_engine(sql_queries.REMATCH_STEPS, engine), ", if this run changed a song"),
+        (sql_queries.for_engine(sql_queries.NO_REMATCH_STEPS, engine), ", if it changed none"),
+        (sql_queries.for_engine(sql_queries.PLAY_STEPS, engine), ""),
+    ]
+    window = "this run's first and last play: songplays and time are read between them"
+    steps = [(window, sql_queries.PLAYS_WINDOW_SQL)]
+    for part, condition in parts:
+        for table_name, sql in part:
+            steps.append((f"{table_name}{condition}", sql))
+            star_table = star_table_inserted(table_name, sql)
+            if engine == LOCAL and star_table:
+                what = f"{table_name}, if this insert wrote more than a tenth of it"
+                steps.append((what, sql_queries.analyze_sql(star_table)))
     if engine == LOCAL:
         steps += [
             (f"{index.table}, if it has no such index yet and holds rows", index.create_sql)

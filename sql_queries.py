@@ -5,14 +5,15 @@ reads configuration or touches a database; the scripts pass values in.
 
 Each table is defined once (`Table`). `create_table_sql(table, engine)` is the one place
 where the PostgreSQL DDL is derived from the Redshift DDL: PostgreSQL gets the same
-columns and keys without Redshift's distribution and sort clauses (and UNLOGGED staging).
+columns and keys without Redshift's distribution and sort clauses (and UNLOGGED staging),
+text collated "C" (byte order, as Redshift's).
 
 The transform statements (`TRANSFORM_STEPS`) are the same text on both engines and use
 only SQL that Redshift supports: no ON CONFLICT, DISTINCT ON, RETURNING, SERIAL, JSON
 operators or generate_series. Re-runs are safe because every insert is an anti-join
 against what the star table already holds, and every update touches only rows whose
 chosen values differ (songs, artists, and plays matched again when songs arrive).
-`transform_steps(engine)` adds PostgreSQL's ANALYZE of the temporary tables, and PostgreSQL
+`for_engine(steps, engine)` adds PostgreSQL's ANALYZE of the temporary tables, and PostgreSQL
 gets its own indexes (`indexes`), built by the run that first fills their table: Redshift
 has none.
 """
@@ -277,15 +278,28 @@ def create_table_sql(table, engine):
     checks must find could be optimised out of their query ("Defining table
     constraints", https://docs.aws.amazon.com/redshift/latest/dg/t_Defining_constraints.html).
     PostgreSQL enforces the keys, and gets staging tables UNLOGGED: they are refilled
-    on every run, so writing them to the WAL buys nothing.
+    on every run, so writing them to the WAL buys nothing. Its text columns are
+    collated "C" (`postgres_type`).
     """
-    lines = [f"    {name} {sql_type}" for name, sql_type in table.columns]
+    types = [sql_type if engine == REDSHIFT else postgres_type(sql_type) for _, sql_type in table.columns]
+    lines = [f"    {name} {sql_type}" for name, sql_type in zip(table.column_names, types, strict=True)]
     if engine == POSTGRES:
         lines += [f"    {key}" for key in table.keys]
     body = ",\n".join(lines)
     layout = f"\n{table.redshift_layout}" if engine == REDSHIFT and table.redshift_layout else ""
     kind = "UNLOGGED TABLE" if engine == POSTGRES and table in STAGING_TABLES else "TABLE"
     return f"CREATE {kind} IF NOT EXISTS {table.name} (\n{body}\n){layout}"
+
+
+def postgres_type(sql_type):
+    """A text type collated "C": PostgreSQL then orders, compares and takes MIN/MAX by bytes
+    (UTF-8: code points) whatever the database's locale, as Redshift does ("binary UTF8
+    ordering", c_collation_sequences.html; it has no COLLATE clause). Temporary tables made
+    by CREATE TABLE AS keep the collation of the columns they copy."""
+    if varchar_width(sql_type) is None:
+        return sql_type
+    text_type, _, rest = sql_type.partition(" ")
+    return f'{text_type} COLLATE "C" {rest}'.rstrip()
 
 
 class Index(NamedTuple):
@@ -337,13 +351,23 @@ def varchar_width(sql_type):
 
 
 # --- Staging refresh. -----------------------------------------------------------------
-# Redshift's TRUNCATE commits the open transaction, so staging is emptied with DELETE
-# there; the whole run stays one transaction on both engines.
+# Each run stages into empty staging tables, inside its one transaction.
+# PostgreSQL: TRUNCATE (transactional there), then COPY FREEZE into the UNLOGGED tables.
+# Redshift: "TRUNCATE commits the transaction in which it is run" (r_TRUNCATE.html), and
+# a DELETE of every row leaves them "marked for deletion, but not removed" until the
+# automatic VACUUM DELETE (t_Reclaiming_storage_space202.html). So each run stages into
+# temporary tables of its own, made LIKE the permanent ones ("Distribution style, sort
+# keys, BACKUP, and NULL properties are inherited by LIKE tables"; "The temporary table
+# can have the same name as a permanent table", and its schema is searched first, so
+# every later statement of the run reads it: r_CREATE_TABLE_NEW.html). They are dropped
+# at the end of the session; the permanent staging tables stay empty templates.
 
 
 def empty_staging_sql(table, engine):
-    verb = "DELETE FROM" if engine == REDSHIFT else "TRUNCATE"
-    return f"{verb} {table.name}"
+    """The statement that gives a run an empty staging table (see above)."""
+    if engine == REDSHIFT:
+        return f"CREATE TEMP TABLE {table.name} (LIKE {table.name})"
+    return f"TRUNCATE {table.name}"
 
 
 def copy_from_stdin_sql(table, freeze=False):
@@ -526,8 +550,61 @@ ORDER BY tablename
 
 # --- Transform: staging → star, the same text on both engines. ----------------------------
 
+# Trailing blanks are significant on both engines: 'Heavy Soul ' is not 'Heavy Soul'.
+# Redshift ignores them in comparisons ("Trailing spaces in VARCHAR and CHAR values are
+# treated as semantically insignificant when values are compared") and so, by the same
+# rule, in joins, GROUP BY, DISTINCT, UNION, PARTITION BY and ORDER BY (those are not
+# documented; assumed), but counts them in a VARCHAR's length ("Length calculations return
+# the length of VARCHAR character strings with trailing spaces included";
+# r_Character_types.html, r_OCTET_LENGTH.html). So VARCHAR equality also compares
+# OCTET_LENGTH, blank-distinct values are grouped and partitioned apart by it, and a
+# text sort key is followed by its OCTET_LENGTH (ties: the shorter first, as in byte order).
+
+
+def _same_text(a, b):
+    """a = b, exactly: trailing blanks included on both engines."""
+    return f"{a} = {b} AND OCTET_LENGTH({a}) = OCTET_LENGTH({b})"
+
+
+def _song_match(song, title, artist):
+    """The play→song match: the song's title and artist name, exactly as the play's."""
+    return f"{_same_text(f'{song}.title', title)}\n       AND {_same_text(f'{song}.artist_name', artist)}"
+
+
+# songplays and time are distributed and sorted on start_time (redshift_layout). A
+# statement that joins songplays to this run's plays by songplay_id joins on start_time
+# too: songplay_id is the MD5 of a natural key that includes start_time, so no result
+# changes, and the join is then on the distribution key ("add a redundant join predicate
+# on the distribution key columns to enable a collocated join",
+# merge-create-staging-table.html; DS_BCAST_INNER and DS_DIST_BOTH "are not good",
+# c_data_redistribution.html). And the run reads songplays and time only between the
+# first and last play it staged (PLAYS_WINDOW_SQL; psycopg2 writes the two parameters
+# into the text as constants): "If possible, use a WHERE clause to restrict the dataset
+# ... Without this, the query execution engine must scan participating columns
+# entirely" (c_designing-queries-best-practices.html); with it, blocks whose min and max
+# lie outside the window are skipped (t_Sorting_data.html). So a daily run reads a day
+# of the fact, not the fact. Every time these statements compare is a staged play's, so
+# the window changes no result.
+PLAYS_WINDOW_SQL = """
+SELECT MIN(ts), MAX(ts)
+FROM staging_events
+WHERE page = 'NextSong'
+  AND user_id IS NOT NULL
+"""
+PLAYS_WINDOW = ("first_play", "last_play")  # the parameters' names, in PLAYS_WINDOW_SQL's order
+
+
+def in_plays_window(column):
+    return f"{column} BETWEEN %(first_play)s AND %(last_play)s"
+
+
+def uses_plays_window(sql):
+    """Does the statement take the plays window as its parameters?"""
+    return "%(first_play)s" in sql
+
+
 # A play is a NextSong event by a known user; it is matched, in the warehouse's
-# catalogue, to the song with the same title and artist name (as spelt in that song's
+# catalogue, to the song with exactly the same title and artist name (as spelt in that song's
 # own record), and among several such songs to the one whose duration is
 # closest to the event's length (ties: smallest song_id). songplay_id is the MD5 of the
 # natural key (user, session, item in session, start time): one row per natural key,
@@ -537,7 +614,7 @@ ORDER BY tablename
 # and sort of CREATE TABLE AS in parallel workers, never those of INSERT … SELECT.
 NEW_SONGPLAYS_DROP = "DROP TABLE IF EXISTS new_songplays"
 
-NEW_SONGPLAYS_CREATE = """
+NEW_SONGPLAYS_CREATE = f"""
 CREATE TEMP TABLE new_songplays AS
 WITH plays AS (
     SELECT
@@ -577,19 +654,18 @@ plays_with_best_song AS (
         ROW_NUMBER() OVER (
             PARTITION BY p.songplay_id
             ORDER BY
-                p.song,
-                p.artist,
+                p.song, OCTET_LENGTH(p.song),
+                p.artist, OCTET_LENGTH(p.artist),
                 p.length,
-                p.level,
-                p.location,
-                p.user_agent,
+                p.level, OCTET_LENGTH(p.level),
+                p.location, OCTET_LENGTH(p.location),
+                p.user_agent, OCTET_LENGTH(p.user_agent),
                 ABS(s.duration - p.length),
-                s.song_id
+                s.song_id, OCTET_LENGTH(s.song_id)
         ) AS preference
     FROM plays AS p
     LEFT JOIN songs AS s
-        ON s.title = p.song
-       AND s.artist_name = p.artist
+        ON {_song_match("s", "p.song", "p.artist")}
 )
 
 SELECT
@@ -609,7 +685,11 @@ SELECT
 FROM plays_with_best_song AS b
 WHERE b.preference = 1
   AND NOT EXISTS (
-      SELECT 1 FROM songplays AS sp WHERE sp.songplay_id = b.songplay_id
+      SELECT 1
+      FROM songplays AS sp
+      WHERE sp.songplay_id = b.songplay_id
+        AND sp.start_time = b.start_time
+        AND {in_plays_window("sp.start_time")}
   )
 """
 
@@ -662,15 +742,16 @@ WHERE recency = 1
 
 # A user already loaded is replaced only by a newer event, so loading an older window
 # after a newer one never brings back an old level.
+# r_DELETE.html: "DELETE [ FROM ] table_name [ { USING } table_name, ... ]": no alias.
 USERS_DELETE_OUTDATED = """
 DELETE FROM users
-USING latest_user_events AS latest
-WHERE users.user_id = latest.user_id
+USING latest_user_events
+WHERE users.user_id = latest_user_events.user_id
   AND (
-      latest.latest_event_at > users.latest_event_at
+      latest_user_events.latest_event_at > users.latest_event_at
       OR (
-          latest.latest_event_at = users.latest_event_at
-          AND latest.latest_item_in_session > users.latest_item_in_session
+          latest_user_events.latest_event_at = users.latest_event_at
+          AND latest_user_events.latest_item_in_session > users.latest_item_in_session
       )
   )
 """
@@ -701,34 +782,47 @@ WHERE NOT EXISTS (
 
 
 def _unchanged(pairs):
-    """Each (a, b) equal, NULL equal to NULL. Redshift does not support IS DISTINCT FROM
+    """Each (a, b, is_text) equal, NULL equal to NULL, text exactly (_same_text). Redshift
+    does not support IS DISTINCT FROM
     (https://docs.aws.amazon.com/redshift/latest/dg/c_unsupported-postgresql-functions.html),
     so it is spelt out."""
     # Never NULL itself (a = b alone is NULL when one side is), so NOT (...) is safe.
     return "\n      AND ".join(
-        f"(({a} IS NULL AND {b} IS NULL) OR ({a} IS NOT NULL AND {b} IS NOT NULL AND {a} = {b}))"
-        for a, b in pairs
+        f"(({a} IS NULL AND {b} IS NULL) OR ({a} IS NOT NULL AND {b} IS NOT NULL"
+        f" AND {_same_text(a, b) if is_text else f'{a} = {b}'}))"
+        for a, b, is_text in pairs
+    )
+
+
+def _row_unchanged(table, key):
+    """existing.<column> and chosen.<column> equal in every column but the key."""
+    return _unchanged(
+        [
+            (f"existing.{column}", f"chosen.{column}", varchar_width(sql_type) is not None)
+            for column, sql_type in table.columns
+            if column != key
+        ]
     )
 
 
 # The comparisons that say a chosen row differs from the one the table holds.
-_SONG_ROW_UNCHANGED = _unchanged(
-    [(f"existing.{column}", f"chosen.{column}") for column in SONGS.column_names if column != "song_id"]
-)
-_ARTIST_ROW_UNCHANGED = _unchanged(
-    [(f"existing.{column}", f"chosen.{column}") for column in ARTISTS.column_names if column != "artist_id"]
-)
+_SONG_ROW_UNCHANGED = _row_unchanged(SONGS, "song_id")
+_ARTIST_ROW_UNCHANGED = _row_unchanged(ARTISTS, "artist_id")
 _MATCH_UNCHANGED = _unchanged(
-    [("ranked.song_id", "ranked.matched_song_id"), ("ranked.artist_id", "ranked.matched_artist_id")]
+    [
+        ("ranked.song_id", "ranked.matched_song_id", True),
+        ("ranked.artist_id", "ranked.matched_artist_id", True),
+    ]
 )
 
 # Every staged song record is kept (SONG_RECORDS); the run's choices below read all the
 # records of the songs and artists it staged. A run that stages every song file
 # (--full-refresh, a first load, a COPY from a whole prefix, or any run after a song
 # file changed: the ledger then stages them all) replaces the kept records with its
-# own, so none counts twice and a changed file's old records go.
-SONG_RECORDS_DELETE = "DELETE FROM song_records"
-
+# own, so none counts twice and a changed file's old records go. It replaces only the
+# records of the songs whose records changed (SONG_RECORD_CHANGES_CREATE): rewriting
+# them all would leave every old row on Redshift's disk until its automatic VACUUM
+# DELETE (t_Reclaiming_storage_space202.html), on every run that stages the catalogue.
 _SONG_RECORD_COLUMNS = ",\n    ".join(SONG_RECORDS.column_names)
 SONG_RECORDS_INSERT = f"""
 INSERT INTO song_records (
@@ -738,6 +832,72 @@ SELECT
     {_SONG_RECORD_COLUMNS}
 FROM staging_songs
 """
+
+
+def _same_song_record(a, b):
+    """Song records a and b equal in every column (NULL equal to NULL, text exactly)."""
+    return _unchanged(
+        [
+            (f"{a}.{column}", f"{b}.{column}", varchar_width(sql_type) is not None)
+            for column, sql_type in SONG_RECORDS.columns
+        ]
+    )
+
+
+def _song_record_pairs(a_table, b_table, weight):
+    return f"""SELECT a.song_id, OCTET_LENGTH(a.song_id) AS song_id_bytes, {weight} AS weight
+    FROM {a_table} AS a
+    JOIN {b_table} AS b
+        ON a.song_id = b.song_id
+       AND {_same_song_record("a", "b")}"""
+
+
+# The songs whose kept records (k of each distinct record) differ from this run's staged
+# ones (s of each), copies included: the sum of (k - s)² over a song's distinct records
+# is 0 only when they are the same. It is counted as pairs of equal records, which are
+# sum(k·k) kept with kept, sum(k·s) kept with staged and sum(s·s) staged with staged.
+SONG_RECORD_CHANGES_DROP = "DROP TABLE IF EXISTS song_record_changes"
+
+SONG_RECORD_CHANGES_CREATE = f"""
+CREATE TEMP TABLE song_record_changes AS
+SELECT paired.song_id
+FROM (
+    {_song_record_pairs("song_records", "song_records", 1)}
+    UNION ALL
+    {_song_record_pairs("song_records", "staging_songs", -2)}
+    UNION ALL
+    {_song_record_pairs("staging_songs", "staging_songs", 1)}
+) AS paired
+GROUP BY paired.song_id, paired.song_id_bytes
+HAVING SUM(paired.weight) <> 0
+"""
+
+# USING takes table names, without an alias (r_DELETE.html: `USING table_name, ...`).
+SONG_RECORDS_DELETE_CHANGED = f"""
+DELETE FROM song_records
+USING song_record_changes
+WHERE {_same_text("song_records.song_id", "song_record_changes.song_id")}
+"""
+
+SONG_RECORDS_INSERT_CHANGED = f"""
+INSERT INTO song_records (
+    {_SONG_RECORD_COLUMNS}
+)
+SELECT
+    {_SONG_RECORD_COLUMNS}
+FROM staging_songs AS staged
+WHERE EXISTS (
+    SELECT 1 FROM song_record_changes AS changed WHERE {_same_text("changed.song_id", "staged.song_id")}
+)
+"""
+
+# A run that stages every song file: the kept records become exactly the staged ones.
+SONG_RECORDS_REPLACE_STEPS = (
+    ("song_record_changes", SONG_RECORD_CHANGES_DROP),
+    ("song_record_changes", SONG_RECORD_CHANGES_CREATE),
+    ("song_records", SONG_RECORDS_DELETE_CHANGED),
+    ("song_records", SONG_RECORDS_INSERT_CHANGED),
+)
 
 # One row per song_id: of all its records, the one with the smallest title, then
 # duration (then artist_id, artist name and year, so that the choice never depends on
@@ -768,19 +928,19 @@ FROM (
         r.duration,
         r.artist_name,
         ROW_NUMBER() OVER (
-            PARTITION BY r.song_id
+            PARTITION BY r.song_id, OCTET_LENGTH(r.song_id)
             ORDER BY
-                r.title,
+                r.title, OCTET_LENGTH(r.title),
                 r.duration,
-                r.artist_id,
-                r.artist_name,
+                r.artist_id, OCTET_LENGTH(r.artist_id),
+                r.artist_name, OCTET_LENGTH(r.artist_name),
                 NULLIF(r.year, 0)
         ) AS preference
     FROM song_records AS r
     WHERE r.song_id IN (SELECT s.song_id FROM staging_songs AS s)
 ) AS chosen
 LEFT JOIN songs AS existing
-    ON existing.song_id = chosen.song_id
+    ON {_same_text("existing.song_id", "chosen.song_id")}
 WHERE chosen.preference = 1
   AND (
       existing.song_id IS NULL
@@ -794,7 +954,7 @@ WHERE chosen.preference = 1
 # (https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html). Each target row meets
 # at most one row of the FROM list (one per key in every *_changes table and in
 # rematched_plays): Redshift does not say which row a row matching several would take.
-SONGS_UPDATE = """
+SONGS_UPDATE = f"""
 UPDATE songs
 SET title = changed.title,
     artist_id = changed.artist_id,
@@ -802,10 +962,10 @@ SET title = changed.title,
     duration = changed.duration,
     artist_name = changed.artist_name
 FROM song_changes AS changed
-WHERE songs.song_id = changed.song_id
+WHERE {_same_text("songs.song_id", "changed.song_id")}
 """
 
-SONGS_INSERT = """
+SONGS_INSERT = f"""
 INSERT INTO songs (
     song_id,
     title,
@@ -823,7 +983,7 @@ SELECT
     changed.artist_name
 FROM song_changes AS changed
 WHERE NOT EXISTS (
-    SELECT 1 FROM songs AS existing WHERE existing.song_id = changed.song_id
+    SELECT 1 FROM songs AS existing WHERE {_same_text("existing.song_id", "changed.song_id")}
 )
 """
 
@@ -850,13 +1010,13 @@ FROM (
         counted.artist_latitude AS latitude,
         counted.artist_longitude AS longitude,
         ROW_NUMBER() OVER (
-            PARTITION BY counted.artist_id
+            PARTITION BY counted.artist_id, OCTET_LENGTH(counted.artist_id)
             ORDER BY
                 counted.spelling_count DESC,
-                counted.artist_name,
+                counted.artist_name, OCTET_LENGTH(counted.artist_name),
                 CASE WHEN counted.artist_latitude IS NULL THEN 1 ELSE 0 END,
-                counted.song_id,
-                counted.artist_location,
+                counted.song_id, OCTET_LENGTH(counted.song_id),
+                counted.artist_location, OCTET_LENGTH(counted.artist_location),
                 counted.artist_latitude,
                 counted.artist_longitude
         ) AS preference
@@ -870,16 +1030,21 @@ FROM (
             r.song_id,
             -- No name counts as one spelling. Redshift does not document how PARTITION BY
             -- groups NULLs, so they are made '' (which no loaded name is: empty and
-            -- blank text is loaded as NULL).
+            -- blank text is loaded as NULL). Spellings that differ in trailing blanks
+            -- count apart.
             COUNT(*) OVER (
-                PARTITION BY r.artist_id, COALESCE(r.artist_name, '')
+                PARTITION BY
+                    r.artist_id,
+                    OCTET_LENGTH(r.artist_id),
+                    COALESCE(r.artist_name, ''),
+                    OCTET_LENGTH(COALESCE(r.artist_name, ''))
             ) AS spelling_count
         FROM song_records AS r
         WHERE r.artist_id IN (SELECT s.artist_id FROM staging_songs AS s)
     ) AS counted
 ) AS chosen
 LEFT JOIN artists AS existing
-    ON existing.artist_id = chosen.artist_id
+    ON {_same_text("existing.artist_id", "chosen.artist_id")}
 WHERE chosen.preference = 1
   AND (
       existing.artist_id IS NULL
@@ -889,17 +1054,17 @@ WHERE chosen.preference = 1
   )
 """
 
-ARTISTS_UPDATE = """
+ARTISTS_UPDATE = f"""
 UPDATE artists
 SET name = changed.name,
     location = changed.location,
     latitude = changed.latitude,
     longitude = changed.longitude
 FROM artist_changes AS changed
-WHERE artists.artist_id = changed.artist_id
+WHERE {_same_text("artists.artist_id", "changed.artist_id")}
 """
 
-ARTISTS_INSERT = """
+ARTISTS_INSERT = f"""
 INSERT INTO artists (
     artist_id,
     name,
@@ -915,7 +1080,7 @@ SELECT
     changed.longitude
 FROM artist_changes AS changed
 WHERE NOT EXISTS (
-    SELECT 1 FROM artists AS existing WHERE existing.artist_id = changed.artist_id
+    SELECT 1 FROM artists AS existing WHERE {_same_text("existing.artist_id", "changed.artist_id")}
 )
 """
 
@@ -934,11 +1099,13 @@ REMATCHED_PLAYS_CREATE = f"""
 CREATE TEMP TABLE rematched_plays AS
 SELECT
     ranked.songplay_id,
+    ranked.start_time,
     ranked.song_id,
     ranked.artist_id
 FROM (
     SELECT
         sp.songplay_id,
+        sp.start_time,
         sp.song_id AS matched_song_id,
         sp.artist_id AS matched_artist_id,
         s.song_id,
@@ -947,21 +1114,30 @@ FROM (
             PARTITION BY sp.songplay_id
             ORDER BY
                 ABS(s.duration - sp.song_length),
-                s.song_id
+                s.song_id, OCTET_LENGTH(s.song_id)
         ) AS preference
     FROM songplays AS sp
     JOIN (
-        SELECT title, artist_name FROM song_changes
+        -- With the byte lengths, so that UNION keeps spellings that differ in trailing
+        -- blanks apart.
+        SELECT
+            title,
+            artist_name,
+            OCTET_LENGTH(title) AS title_bytes,
+            OCTET_LENGTH(artist_name) AS artist_name_bytes
+        FROM song_changes
         UNION
-        SELECT replaced_title, replaced_artist_name
+        SELECT
+            replaced_title,
+            replaced_artist_name,
+            OCTET_LENGTH(replaced_title),
+            OCTET_LENGTH(replaced_artist_name)
         FROM song_changes
         WHERE replaced_title IS NOT NULL  -- a new song replaced nothing
     ) AS changed
-        ON changed.title = sp.song_title
-       AND changed.artist_name = sp.artist_name
+        ON {_song_match("changed", "sp.song_title", "sp.artist_name")}
     LEFT JOIN songs AS s
-        ON s.title = sp.song_title
-       AND s.artist_name = sp.artist_name
+        ON {_song_match("s", "sp.song_title", "sp.artist_name")}
 ) AS ranked
 WHERE ranked.preference = 1
   AND NOT (
@@ -975,13 +1151,32 @@ SET song_id = rematched.song_id,
     artist_id = rematched.artist_id
 FROM rematched_plays AS rematched
 WHERE songplays.songplay_id = rematched.songplay_id
+  AND songplays.start_time = rematched.start_time
 """
 
-# One row per distinct play time; EXTRACT(WEEK) is the ISO week, DOW 0 = Sunday.
+# The empty rematched_plays the checks read when this run changed no song: then it sends
+# no statement that matches plays again (etl.transform). Its columns are songplays', types
+# and all; "LIMIT 0 returns no rows. You can use this syntax ... to return a column list
+# from a table." (r_ORDER_BY_clause.html).
+REMATCHED_PLAYS_NONE = """
+CREATE TEMP TABLE rematched_plays AS
+SELECT
+    songplay_id,
+    start_time,
+    song_id,
+    artist_id
+FROM songplays
+LIMIT 0
+"""
+
+# One row per distinct play time; EXTRACT(WEEK) is the ISO week, DOW 0 = Sunday, on both
+# engines: "The week number calculation follows the ISO 8601 standard."
+# (r_DATE_PART_function.html); dow "Returns an integer from 0–6, starting with Sunday."
+# (r_Dateparts_for_datetime_functions.html). Not isodow: Redshift does not document it.
 # The times come from this run's plays in staging (the rows songplays just took), so a
 # daily load reads one day, not the whole fact; every songplays.start_time is in time
 # (a quality check proves it). Inserted in time order: PostgreSQL appends to its index.
-TIME_INSERT = """
+TIME_INSERT = f"""
 INSERT INTO time (
     start_time,
     hour,
@@ -1005,16 +1200,19 @@ FROM (
     WHERE e.page = 'NextSong'
       AND e.user_id IS NOT NULL
       AND NOT EXISTS (
-          SELECT 1 FROM time AS t WHERE t.start_time = e.ts
+          SELECT 1 FROM time AS t WHERE t.start_time = e.ts AND {in_plays_window("t.start_time")}
       )
 ) AS new_times
 ORDER BY new_times.start_time
 """
 
-# (table, statement) in run order. The catalogue goes first: plays are matched against
-# the songs in the warehouse, which a run without new song files does not stage again,
-# and plays already loaded are matched again before this run's plays are added.
-TRANSFORM_STEPS = (
+# (table, statement) in run order, in three parts. The catalogue goes first: plays are
+# matched against the songs in the warehouse, which a run without new song files does
+# not stage again; then plays already loaded are matched again, before this run's plays
+# are added. etl.transform runs the catalogue's part only when the run staged song files
+# (every statement of it reads what staging_songs brings), and the matching again only
+# when the catalogue part changed a song (it can change a match only then).
+CATALOGUE_STEPS = (
     ("song_records", SONG_RECORDS_INSERT),
     ("song_changes", SONG_CHANGES_DROP),
     ("song_changes", SONG_CHANGES_CREATE),
@@ -1024,9 +1222,17 @@ TRANSFORM_STEPS = (
     ("artist_changes", ARTIST_CHANGES_CREATE),
     ("artists", ARTISTS_UPDATE),
     ("artists", ARTISTS_INSERT),
+)
+REMATCH_STEPS = (
     ("rematched_plays", REMATCHED_PLAYS_DROP),
     ("rematched_plays", REMATCHED_PLAYS_CREATE),
     ("songplays", SONGPLAYS_REMATCH),
+)
+NO_REMATCH_STEPS = (
+    ("rematched_plays", REMATCHED_PLAYS_DROP),
+    ("rematched_plays", REMATCHED_PLAYS_NONE),
+)
+PLAY_STEPS = (
     ("new_songplays", NEW_SONGPLAYS_DROP),
     ("new_songplays", NEW_SONGPLAYS_CREATE),
     ("songplays", SONGPLAYS_INSERT),
@@ -1036,9 +1242,15 @@ TRANSFORM_STEPS = (
     ("users", USERS_INSERT),
     ("time", TIME_INSERT),
 )
+TRANSFORM_STEPS = CATALOGUE_STEPS + REMATCH_STEPS + PLAY_STEPS
+
+# Did the catalogue part change a song? Counted, not taken from the CREATE's row count:
+# Redshift documents no row count for CREATE TABLE AS, and psycopg2 then says -1.
+SONG_CHANGES_COUNT = "SELECT COUNT(*) FROM song_changes"
 
 # The temporary tables later statements (and the checks) read.
 RUN_TEMP_TABLES_CREATE = (
+    SONG_RECORD_CHANGES_CREATE,
     SONG_CHANGES_CREATE,
     ARTIST_CHANGES_CREATE,
     REMATCHED_PLAYS_CREATE,
@@ -1047,22 +1259,36 @@ RUN_TEMP_TABLES_CREATE = (
 )
 
 
-def transform_steps(engine, whole_catalogue=False):
-    """TRANSFORM_STEPS; with whole_catalogue (the run staged every song file) the kept
-    song records are replaced by this run's. On PostgreSQL the songplays insert in key order, and
+def for_engine(steps, engine):
+    """Steps as the engine runs them: on PostgreSQL the songplays insert in key order, and
     statistics for the temporary tables right after they are made, so that the
     statements reading them (and the checks) are planned for their real size: a day's
     plays, not a guess. Redshift analyzes a CREATE TABLE AS on its own
     (https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html)."""
-    steps = [("song_records", SONG_RECORDS_DELETE)] if whole_catalogue else []
-    for table, sql in TRANSFORM_STEPS:
-        if engine != POSTGRES:
-            steps.append((table, sql))
-            continue
-        steps.append((table, SONGPLAYS_INSERT_IN_KEY_ORDER if sql is SONGPLAYS_INSERT else sql))
+    if engine != POSTGRES:
+        return list(steps)
+    ready = []
+    for table, sql in steps:
+        ready.append((table, SONGPLAYS_INSERT_IN_KEY_ORDER if sql is SONGPLAYS_INSERT else sql))
         if sql in RUN_TEMP_TABLES_CREATE:
-            steps.append((table, f"ANALYZE {table}"))
-    return steps
+            ready.append((table, f"ANALYZE {table}"))
+    return ready
+
+
+def catalogue_steps(engine, whole_catalogue=False):
+    """CATALOGUE_STEPS; with whole_catalogue (the run staged every song file) the kept
+    song records become this run's, instead of taking them in addition."""
+    records = SONG_RECORDS_REPLACE_STEPS if whole_catalogue else CATALOGUE_STEPS[:1]
+    return for_engine(records + CATALOGUE_STEPS[1:], engine)
+
+
+def transform_steps(engine, whole_catalogue=False):
+    """Every transform statement in run order, each part as if it ran (--dry-run, tests)."""
+    return (
+        catalogue_steps(engine, whole_catalogue)
+        + for_engine(REMATCH_STEPS, engine)
+        + for_engine(PLAY_STEPS, engine)
+    )
 
 
 # One run at a time per warehouse (etl.py and create_tables.py), for the length of the
@@ -1081,11 +1307,14 @@ RUN_LOCK_KEY = 5_350_001_142  # any 64-bit number, the same for every run
 RUN_LOCK_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS etl_run_lock (locked_at TIMESTAMP)"
 
 
-def redshift_preparation_steps(read_clock):
+def redshift_preparation_steps(read_clock, probes=()):
     """(what, SQL) of the transaction of its own that precedes a Redshift run's: the
-    owners' check, the lock's table, and for etl.py the server's clock."""
+    owners' check, for etl.py the tables written outside the run lock (probes:
+    table_probes(WRITTEN_OUTSIDE_THE_LOCK)), the lock's table, and for etl.py the
+    server's clock."""
     steps = [
         ("before the run: tables this user does not own", TABLES_OWNED_BY_OTHERS_SQL),
+        *(("before the run: tables a failed run writes after its rollback", sql) for sql in probes),
         ("before the run: the lock's table", RUN_LOCK_TABLE_CREATE),
     ]
     if read_clock:
@@ -1122,14 +1351,33 @@ POSTGRES_RUN_SETTINGS = (
 )
 
 
-def table_probes():
+def table_probes(tables):
     """One SELECT per table of every column and no row: each fails if the warehouse lacks
     the table or a column (a warehouse made by an older version). Redshift's SELECT takes
     `LIMIT { number | ALL }` (https://docs.aws.amazon.com/redshift/latest/dg/r_SELECT_synopsis.html)."""
-    return [
-        f"SELECT {', '.join(table.column_names)} FROM {table.name} LIMIT 0"
-        for table in (*ALL_TABLES, ETL_RUNS)
-    ]
+    return [f"SELECT {', '.join(table.column_names)} FROM {table.name} LIMIT 0" for table in tables]
+
+
+# The tables a run writes outside the run lock: a failed run writes its etl_runs row and
+# its rejects after its rollback (etl.save_failed_run, etl.save_rejects), while another
+# run may hold the lock. At SERIALIZABLE isolation (the default of older provisioned
+# clusters) Redshift stops a transaction that cannot be serialized with error 1023, and
+# table writes are ordered by their table locks (c_serial_isolation.html,
+# c_write_readwrite.html): a run that had read etl_runs, then inserts its own row after a
+# failed run committed one, would be rolled back at its last statement. So a Redshift
+# run's transaction never reads these two tables: they are probed before the lock, in the
+# transaction that prepares the run (redshift_preparation_steps). PostgreSQL's
+# serializable isolation finds no conflict between inserts, and its runs read them
+# nowhere but in these probes.
+WRITTEN_OUTSIDE_THE_LOCK = (LOAD_REJECTS, ETL_RUNS)
+
+
+def tables_probed_in_the_run(engine):
+    """The tables the run's transaction probes right after the lock."""
+    every_table = (*ALL_TABLES, ETL_RUNS)
+    if engine == POSTGRES:
+        return every_table
+    return tuple(table for table in every_table if table not in WRITTEN_OUTSIDE_THE_LOCK)
 
 
 def has_rows_sql(table_name):
@@ -1170,8 +1418,23 @@ RUN_ROWS = {
 }
 
 
-def _run_rows_filter(column, source, source_column):
-    return f"    WHERE {column} IN (SELECT {source_column} FROM {source})\n"
+# Read within this run's plays window, and songplays joined to the run's plays on
+# start_time as well as songplay_id: both tables are distributed and sorted on start_time
+# (see PLAYS_WINDOW_SQL).
+_BY_START_TIME = ("songplays", "time")
+
+
+def _run_rows_filter(table, column, source, source_column):
+    if (table, column) == ("songplays", "songplay_id"):
+        rows = (
+            f"EXISTS (\n          SELECT 1 FROM {source} AS n\n"
+            f"          WHERE n.songplay_id = songplays.songplay_id\n"
+            f"            AND n.start_time = songplays.start_time\n      )"
+        )
+    else:
+        rows = f"{column} IN (SELECT {source_column} FROM {source})"
+    window = f"{in_plays_window('start_time')}\n      AND " if table in _BY_START_TIME else ""
+    return f"    WHERE {window}{rows}\n"
 
 
 def _null_key_check(table, column, scope):
@@ -1186,16 +1449,27 @@ def _null_key_check(table, column, scope):
     return (f"{table}.{column} is never NULL", sql, "0")
 
 
+# Keys that are VARCHAR: ids that differ in trailing blanks are different ids (_same_text).
+_VARCHAR_COLUMNS = {
+    (table.name, column)
+    for table in ALL_TABLES
+    for column, sql_type in table.columns
+    if sql_type.startswith("VARCHAR(")
+}
+
+
 def _unique_key_check(table, columns, scope, run_rows=None):
     """Run scope: the rows sharing a key with this run's rows (run_rows: (column,
     source, source column); by default the table's own key, from RUN_ROWS)."""
     key = ", ".join(columns)
+    lengths = [f"OCTET_LENGTH({column})" for column in columns if (table, column) in _VARCHAR_COLUMNS]
+    grouping = ", ".join([*columns, *lengths])
     run_rows = run_rows or (columns[0], *RUN_ROWS[table])
-    where = "" if scope == WHOLE_TABLES else _run_rows_filter(*run_rows)
+    where = "" if scope == WHOLE_TABLES else _run_rows_filter(table, *run_rows)
     return (
         f"{table} has one row per ({key})",
         f"SELECT COUNT(*) FROM (\n    SELECT {key}\n    FROM {table}\n{where}"
-        f"    GROUP BY {key}\n    HAVING COUNT(*) > 1\n) AS duplicated",
+        f"    GROUP BY {grouping}\n    HAVING COUNT(*) > 1\n) AS duplicated",
         "0",
     )
 
@@ -1209,19 +1483,30 @@ def _relationship_check(column, parent, parent_column, scope):
         ids += "\n    UNION ALL\n    SELECT user_id FROM latest_user_events"
     if scope == THIS_RUN and parent in ("songs", "artists"):
         ids += f"\n    UNION ALL\n    SELECT {column} FROM rematched_plays"
+    parent_key = f"p.{parent_column}"
+    same = (
+        _same_text(parent_key, "child.id")
+        if (parent, parent_column) in _VARCHAR_COLUMNS
+        else f"{parent_key} = child.id"
+    )
+    if scope == THIS_RUN and parent in _BY_START_TIME:
+        same += f" AND {in_plays_window(parent_key)}"
     return (
         f"every songplays.{column} is in {parent}",
         f"SELECT COUNT(*)\nFROM (\n    {ids}\n) AS child\nWHERE child.id IS NOT NULL\n"
-        f"  AND NOT EXISTS (\n      SELECT 1 FROM {parent} AS p WHERE p.{parent_column} = child.id\n  )",
+        f"  AND NOT EXISTS (\n      SELECT 1 FROM {parent} AS p WHERE {same}\n  )",
         "0",
     )
 
 
-# Reads staging, which holds only this run's files: in proportion to the load in both
-# scopes. Plays are looked up by the natural key, so a wrong songplay_id cannot hide one.
-STAGED_PLAYS_MISSING_CHECK = (
-    "every NextSong event with a user in staging is in songplays",
-    """SELECT COUNT(*)
+def _staged_plays_missing_check(scope):
+    """Reads staging, which holds only this run's files: in proportion to the load in both
+    scopes (and songplays within this run's plays window, in the run's). Plays are looked
+    up by the natural key, so a wrong songplay_id cannot hide one."""
+    window = f"\n        AND {in_plays_window('sp.start_time')}" if scope == THIS_RUN else ""
+    return (
+        "every NextSong event with a user in staging is in songplays",
+        f"""SELECT COUNT(*)
 FROM staging_events AS e
 WHERE e.page = 'NextSong'
   AND e.user_id IS NOT NULL
@@ -1231,17 +1516,18 @@ WHERE e.page = 'NextSong'
       WHERE sp.user_id = CAST(e.user_id AS INTEGER)
         AND sp.session_id = e.session_id
         AND sp.item_in_session = e.item_in_session
-        AND sp.start_time = e.ts
+        AND sp.start_time = e.ts{window}
   )""",
-    "0",
-)
+        "0",
+    )
 
 
 # What each star table is made from: once some of it is in the warehouse, the table
 # must have rows. Songs may arrive before any log file and the other way round, and a
 # log may hold no play at all, so a table is not expected to have rows before its
 # source has: plays and users in staging (this run's, or after --check-only the last
-# run's), song records kept.
+# local run's: a Redshift run stages into temporary tables, so there --check-only finds
+# none), song records kept.
 STAGED_PLAYS = "staging_events WHERE page = 'NextSong' AND user_id IS NOT NULL"
 LOADED_SOURCES = {
     "songplays": ("plays are staged", STAGED_PLAYS),
@@ -1252,13 +1538,18 @@ LOADED_SOURCES = {
 }
 
 
-def _not_empty_check(table):
-    """One row of each is enough: no count of the whole table."""
+def _not_empty_check(table, scope):
+    """One row of each is enough: no count of the whole table. In the run's scope
+    songplays and time are looked for within this run's plays window, where its staged
+    plays are once it has loaded them."""
     what, source = LOADED_SOURCES[table.name]
+    rows = table.name
+    if scope == THIS_RUN and table.name in _BY_START_TIME:
+        rows += f" WHERE {in_plays_window('start_time')}"
     return (
         f"{table.name} is not empty once {what}",
         f"SELECT COUNT(*)\nFROM (SELECT 1 FROM {source} LIMIT 1) AS loaded\n"
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table.name})",
+        f"WHERE NOT EXISTS (SELECT 1 FROM {rows})",
         "0",
     )
 
@@ -1279,8 +1570,8 @@ def quality_checks(scope):
         _relationship_check("start_time", "time", "start_time", scope),
         _relationship_check("song_id", "songs", "song_id", scope),
         _relationship_check("artist_id", "artists", "artist_id", scope),
-        STAGED_PLAYS_MISSING_CHECK,
-        *(_not_empty_check(table) for table in STAR_TABLES),
+        _staged_plays_missing_check(scope),
+        *(_not_empty_check(table, scope) for table in STAR_TABLES),
     )
 
 

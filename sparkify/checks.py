@@ -30,9 +30,14 @@ class CheckResult(NamedTuple):
     passed: bool
 
 
-def all_checks(config, scope=sql_queries.WHOLE_TABLES):
-    """The built-in checks in a scope (sql_queries.quality_checks), then the user's."""
-    built_in = [UserCheck(*check) for check in sql_queries.quality_checks(scope)]
+def all_checks(config, scope=sql_queries.WHOLE_TABLES, plays_window=None):
+    """The built-in checks in a scope (sql_queries.quality_checks), then the user's.
+    plays_window: the run's first and last play ({first_play, last_play}), which the run
+    scope's checks of songplays and time read within."""
+    built_in = [
+        UserCheck(*check, parameters=plays_window if sql_queries.uses_plays_window(check[1]) else None)
+        for check in sql_queries.quality_checks(scope)
+    ]
     return built_in + list(config.user_checks)
 
 
@@ -54,7 +59,7 @@ def run_checks(cursor, checks, engine):
     results = []
     for check in checks:
         try:
-            found = _query_result(cursor, check.sql, savepoint=engine == LOCAL)
+            found = _query_result(cursor, check, savepoint=engine == LOCAL)
         except CONNECTION_LOST:
             raise  # not the check's fault
         except psycopg2.Error as error:
@@ -67,11 +72,11 @@ def run_checks(cursor, checks, engine):
     return results
 
 
-def _query_result(cursor, sql, savepoint):
+def _query_result(cursor, check, savepoint):
     if savepoint:
         cursor.execute("SAVEPOINT quality_check")
     try:
-        cursor.execute(sql)
+        cursor.execute(check.sql, check.parameters)
         row = cursor.fetchone()
     except CONNECTION_LOST:
         raise

@@ -91,11 +91,13 @@ CHECK_QUERY = re.compile(r"(?is)\s*(select|with)\b[^;]*;?\s*")
 
 
 class UserCheck(NamedTuple):
-    """A data quality check from a [CHECK <name>] section: SQL and the expected result."""
+    """A data quality check from a [CHECK <name>] section: SQL and the expected result.
+    (The built-in checks take this shape too, with the run's query parameters.)"""
 
     name: str
     sql: str
     expected: str
+    parameters: dict | None = None  # never for a user's check: its SQL may hold a %
 
 
 class Config:

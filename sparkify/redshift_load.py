@@ -124,8 +124,8 @@ def report_listing(dataset, listing):
 
 
 def copy_into_staging(cursor, config, copies):
-    """Empty staging (DELETE: TRUNCATE would commit the run's transaction,
-    https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html), then run each COPY."""
+    """Give the run staging tables of its own, empty (temporary tables LIKE the permanent
+    ones: sql_queries.empty_staging_sql says why), then run each COPY into them."""
     for table in sql_queries.STAGING_TABLES:
         cursor.execute(sql_queries.empty_staging_sql(table, sql_queries.REDSHIFT))
     for copy in copies:

@@ -200,13 +200,17 @@ def check_table_owners(cursor):
         )
 
 
-def prepare_redshift_run(conn, read_clock=False):
+def prepare_redshift_run(conn, read_clock=False, probes=()):
     """Redshift, in a transaction of its own before the run's (sql_queries.
-    redshift_preparation_steps): refuse tables of another user, create the lock's table so
-    the run's transaction can begin with LOCK, and with read_clock return the server's
-    clock in UTC, from which the run's load errors are read."""
+    redshift_preparation_steps): refuse tables of another user, run the probes (etl.py:
+    of the tables written outside the run lock, which the run's transaction must not
+    read: sql_queries.WRITTEN_OUTSIDE_THE_LOCK), create the lock's table so the run's
+    transaction can begin with LOCK, and with read_clock return the server's clock in
+    UTC, from which the run's load errors are read."""
     with database_errors_as("preparing the run"), transaction(conn) as cur:
         check_table_owners(cur)
+        for probe in probes:
+            cur.execute(probe)
         cur.execute(sql_queries.RUN_LOCK_TABLE_CREATE)
         if not read_clock:
             return None
@@ -222,11 +226,12 @@ def timed_execute(cursor, sql, parameters=None):
     return cursor.rowcount, time.perf_counter() - started
 
 
-def require_current_tables(cursor):
+def require_current_tables(cursor, engine):
     """Every table and column this version uses is there: a warehouse made by an older
     version stops here, before anything is staged, with consequence_of's one line
-    (even a run that finds nothing new, which runs no other statement on them)."""
-    for probe in sql_queries.table_probes():
+    (even a run that finds nothing new, which runs no other statement on them). On
+    Redshift the tables written outside the run lock were probed before it."""
+    for probe in sql_queries.table_probes(sql_queries.tables_probed_in_the_run(engine)):
         cursor.execute(probe)
 
 

@@ -5,6 +5,10 @@ sends, with one piece of test code for what PostgreSQL cannot do, COPY … FROM 
   first statement that reads or writes data, as Redshift's is (LOCK and SET take none).
 - Tables are created from the Redshift DDL as the scripts send it (no keys are declared
   there, so none are enforced); only the distribution and sort clauses are cut off.
+- Text follows Redshift's rules: a VARCHAR(n) column is the domain redshift_varchar_n,
+  PostgreSQL's bpchar collated "C" of at most n bytes, so `=`, joins, GROUP BY, DISTINCT,
+  UNION and PARTITION BY ignore trailing blanks, OCTET_LENGTH counts them, values keep
+  them as stored, and text orders by bytes (`redshift_text_columns`).
 - stl_load_errors and sys_load_error_detail are tables shaped as documented
   (r_STL_LOAD_ERRORS.html, SYS_LOAD_ERROR_DETAIL.html), in UTC. GETDATE() is a function
   returning the statement's start in the session's time zone, in whole seconds
@@ -18,8 +22,17 @@ sends, with one piece of test code for what PostgreSQL cannot do, COPY … FROM 
   load-error tables from a connection of its own (they are logs: a rollback keeps
   them), and fails the statement with Redshift's message when errors exceed MAXERROR.
 
+Every statement the code sends first passes tests/redshift_gate.py: the commands, functions
+and constructs Redshift's guide documents, in the stand-in's node mode (install(…, node_mode)).
+One it does not document fails the test, even one the code caught and only logged (REFUSED).
+
 What it cannot prove: Redshift's own parser, planner and exact error codes, STATUPDATE,
-distribution, and S3 access through the IAM role.
+distribution, and S3 access through the IAM role. Nor these text rules, where bpchar
+differs from Redshift's VARCHAR: LENGTH/CHAR_LENGTH ignore trailing blanks (Redshift's
+LEN counts them: r_LEN.html), a cast to text or VARCHAR, `||` and text functions (TRIM,
+LTRIM, MD5 …) drop them, a value ending in a control character below the blank orders
+after the same value without it (where Redshift orders it is not documented), and
+CHAR(n) widths count characters, not bytes.
 
 Run a script against it from another process:
   python tests/redshift_standin.py <dsn> etl --config rs.cfg
@@ -41,6 +54,8 @@ import psycopg2.extras
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import redshift_gate  # noqa: E402
 
 import sql_queries  # noqa: E402
 from sparkify import warehouse  # noqa: E402
@@ -88,14 +103,20 @@ CREATE OR REPLACE FUNCTION getdate() RETURNS TIMESTAMP
 """
 
 
-def prepare_database(dsn):
-    """Make a fresh PostgreSQL database behave as the stand-in describes."""
+def prepare_database(dsn, isolation="repeatable read"):
+    """Make a fresh PostgreSQL database behave as the stand-in describes. isolation:
+    "repeatable read" (Redshift's SNAPSHOT isolation, the default of new clusters), or
+    "serializable" (Redshift's SERIALIZABLE, the default of older provisioned clusters):
+    PostgreSQL's own, plus Redshift's table-level rule (serializable_violation)."""
+    assert isolation in ("repeatable read", "serializable"), isolation
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT current_database()")
         name = cur.fetchone()[0]
-        cur.execute(f"ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'")
+        cur.execute(f"ALTER DATABASE {name} SET default_transaction_isolation = '{isolation}'")
+        if isolation == "serializable":
+            cur.execute(TABLE_WRITES)
         # East of UTC, as a user's own setting may be: GETDATE() follows it, the
         # load-error logs do not (they are UTC), so the run must ask in UTC.
         cur.execute(f"ALTER DATABASE {name} SET timezone = 'Asia/Tokyo'")
@@ -103,15 +124,69 @@ def prepare_database(dsn):
     conn.close()
 
 
+# Redshift's text (r_Character_types.html): "Trailing spaces in VARCHAR and CHAR values are
+# treated as semantically insignificant when values are compared", yet a VARCHAR keeps
+# them ("Length calculations return the length of VARCHAR character strings with trailing
+# spaces included"; r_OCTET_LENGTH.html), its width counts bytes, and text is ordered by
+# "binary UTF8 ordering" (c_collation_sequences.html). PostgreSQL's bpchar without a length
+# compares, hashes and groups ignoring trailing blanks, stores them and counts them in
+# octet_length; collated "C" it orders by bytes.
+def varchar_domain_sql(width):
+    limit = f"CHECK (octet_length(VALUE) <= {width})"
+    return f'CREATE DOMAIN redshift_varchar_{width} AS bpchar COLLATE "C" {limit}'
+
+
+VARCHAR_TYPE = re.compile(r"\bVARCHAR\((\d+)\)", re.I)
+CHAR_TYPE = re.compile(r"\bCHAR\((\d+)\)", re.I)  # \b: not the CHAR of VARCHAR
+
+
+def create_varchar_domains(cursor, create_table):
+    """The domains a CREATE TABLE's VARCHAR widths need, each made the first time
+    (sent past the cursor's own checks: the scripts never send these)."""
+    for width in sorted({int(width) for width in VARCHAR_TYPE.findall(create_table)}):
+        psycopg2.extensions.cursor.execute(cursor, "SELECT to_regtype(%s)", [f"redshift_varchar_{width}"])
+        if cursor.fetchone()[0] is None:
+            psycopg2.extensions.cursor.execute(cursor, varchar_domain_sql(width))
+
+
+def redshift_text_columns(create_table):
+    """The Redshift DDL's VARCHAR(n) as the domain redshift_varchar_n; CHAR(n), padded
+    and blank-insensitive in both engines, only collated "C"."""
+    text = VARCHAR_TYPE.sub(r"redshift_varchar_\1", create_table)
+    return CHAR_TYPE.sub(r'CHAR(\1) COLLATE "C"', text)
+
+
 class LoadFailed(Exception):
     """The COPY statement itself fails (not one row): Redshift's whole-statement errors."""
+
+
+# Every statement the gate refused, as (statement, problems): the `standin` fixture fails a
+# test that leaves one here, so a refusal the code caught and only logged is not lost.
+REFUSED = []
 
 
 class StandInCursor(psycopg2.extras.LoggingCursor):
     """Executes on PostgreSQL; COPY from S3 is carried out by `copy_from_s3`."""
 
+    def gate(self, sent):
+        """Refuse, as the code sent it, what Redshift's guide does not document. A named
+        cursor sends DECLARE "name" CURSOR WITHOUT HOLD FOR … and FETCH FORWARD itersize
+        from psycopg2's C code, which no Python override sees: its DECLARE is refused here."""
+        sent = sent if isinstance(sent, str) else sent.decode()
+        if self.name is not None:
+            sent = f'DECLARE "{self.name}" CURSOR {"WITH" if self.withhold else "WITHOUT"} HOLD FOR {sent}'
+        found = redshift_gate.problems(sent, self.connection.node_mode)
+        if found:
+            REFUSED.append((sent, found))
+            raise AssertionError(
+                f"the Redshift path sent what Redshift does not document ({self.connection.node_mode}):\n"
+                f"{sent.strip()[:2000]}\n" + "\n".join(f"- {problem}" for problem in found)
+            )
+
     def execute(self, query, vars=None):
+        self.gate(self.mogrify(query, vars))
         text = query if isinstance(query, str) else query.decode()
+        serializable_violation(self, text)
         if COPY_FROM_S3.match(text):
             return copy_from_s3(self, text)
         if LOAD_ERROR_LOGS.search(text):
@@ -121,8 +196,19 @@ class StandInCursor(psycopg2.extras.LoggingCursor):
                 "the Redshift path sent TRUNCATE, which commits on Redshift (r_TRUNCATE.html)"
             )
         if text.lstrip().upper().startswith("CREATE TABLE"):
-            text = REDSHIFT_LAYOUT.sub(")", text)
+            create_varchar_domains(self, text)
+            text = redshift_text_columns(REDSHIFT_LAYOUT.sub(")", text))
         return super().execute(text, vars)
+
+    def executemany(self, query, vars_list):
+        vars_list = list(vars_list)
+        for vars in vars_list:
+            self.gate(self.mogrify(query, vars))
+        return super().executemany(query, vars_list)
+
+    def copy_expert(self, sql, file, size=8192):
+        self.gate(sql)
+        return super().copy_expert(sql, file, size)
 
     def read_load_errors(self, text, vars):
         """Redshift's system tables are logs outside any transaction's snapshot
@@ -147,18 +233,88 @@ LOAD_ERROR_LOGS = re.compile(r"\b(stl_load_errors|sys_load_error_detail)\b")
 REDSHIFT_LAYOUT = re.compile(r"\)\s*\n\s*DISTSTYLE[^\n]*$")
 
 
-def connect(dsn):
-    return psycopg2.connect(
+# --- Redshift's SERIALIZABLE isolation, table by table ----------------------------------------
+# Redshift orders the writes to a table by its table lock ("COPY and INSERT operations
+# against the same table are held in a wait state until the lock is released",
+# c_write_readwrite.html) and stops a transaction that no serial order explains with error
+# 1023 (c_serial_isolation.html). A transaction that read a table in its snapshot, then
+# writes it after another transaction committed a write to it, would have to come both
+# before the other (it did not see the other's rows) and after it (its write follows the
+# other's): 1023. PostgreSQL's SERIALIZABLE tracks rows and sees no conflict between two
+# INSERTs, so a database prepared "serializable" adds this rule: every write is logged
+# with its transaction, and a write to a table the transaction read (a table named after
+# FROM, JOIN or USING) fails if a transaction its snapshot does not see wrote that table.
+TABLE_WRITES = "CREATE TABLE IF NOT EXISTS standin_table_writes (table_name TEXT, writer XID8)"
+READ_TABLES = re.compile(r"\b(?:FROM|JOIN|USING)\s+(\w+)", re.I)
+WRITTEN_TABLE = re.compile(r"\s*(?:INSERT\s+INTO|DELETE\s+FROM|UPDATE|COPY)\s+(\w+)", re.I)
+
+
+def serializable_violation(cursor, text):
+    """Redshift's rule above, on a database prepared "serializable"; a no-op otherwise."""
+    conn = cursor.connection
+    if conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        conn.standin_tables_read = set()  # the statement begins a transaction
+    read = conn.__dict__.setdefault("standin_tables_read", set())
+    read.update(name.lower() for name in READ_TABLES.findall(text))
+    written = WRITTEN_TABLE.match(text)
+    if written is None or not is_serializable(cursor):
+        return
+    table = written.group(1).lower()
+    if table in read and written_since_snapshot(cursor, table):
+        fail_statement(
+            cursor,
+            f"1023 DETAIL: Serializable isolation violation on table - {table}, transactions forming"
+            " the cycle are: this one and one that wrote it since this one's snapshot (stand-in)",
+        )
+    base = psycopg2.extensions.cursor
+    base.execute(cursor, "INSERT INTO standin_table_writes VALUES (%s, pg_current_xact_id())", (table,))
+
+
+def is_serializable(cursor):
+    conn = cursor.connection
+    if "standin_serializable" not in conn.__dict__:
+        psycopg2.extensions.cursor.execute(cursor, "SHOW transaction_isolation")  # takes no snapshot
+        conn.standin_serializable = cursor.fetchone()[0] == "serializable"
+    return conn.standin_serializable
+
+
+def written_since_snapshot(cursor, table):
+    """Did a committed transaction that this one's snapshot does not see write the table?
+    (The writes are read from a connection of their own, which sees every commit.)"""
+    side = psycopg2.connect(cursor.connection.dsn)
+    side.set_session(isolation_level="READ COMMITTED", autocommit=True)
+    try:
+        with side.cursor() as cur:
+            cur.execute("SELECT writer::TEXT FROM standin_table_writes WHERE table_name = %s", (table,))
+            writers = [writer for (writer,) in cur.fetchall()]
+    finally:
+        side.close()
+    psycopg2.extensions.cursor.execute(
+        cursor,
+        "SELECT COALESCE(BOOL_OR(NOT pg_visible_in_snapshot(CAST(w AS XID8), pg_current_snapshot())), FALSE)"
+        " FROM UNNEST(CAST(%s AS TEXT[])) AS w",
+        (writers,),
+    )
+    return cursor.fetchone()[0]
+
+
+def connect(dsn, node_mode=redshift_gate.SINGLE_NODE):
+    conn = psycopg2.connect(
         dsn, connection_factory=warehouse.StatementLoggingConnection, cursor_factory=StandInCursor
     )
+    conn.node_mode = node_mode  # for the gate's FETCH rules (fetch.html)
+    return conn
 
 
-def install(dsn, patch=setattr):
-    """Point the scripts' Redshift connections at the stand-in (patch: monkeypatch.setattr);
-    local-target connections are left alone."""
+def install(dsn, patch=setattr, node_mode=redshift_gate.SINGLE_NODE):
+    """Point the scripts' Redshift connections at the stand-in (patch: monkeypatch.setattr),
+    a cluster of node_mode ("single-node" or "multi-node"); local-target connections are
+    left alone."""
     open_local = warehouse._open
     patch(
-        warehouse, "_open", lambda config: connect(dsn) if config.target == "redshift" else open_local(config)
+        warehouse,
+        "_open",
+        lambda config: connect(dsn, node_mode) if config.target == "redshift" else open_local(config),
     )
 
 

@@ -333,18 +333,79 @@ def test_a_changed_song_file_stages_the_catalogue_again_and_its_old_record_goes(
     assert matches(query) == [("Yellow", None, None)]
 
 
+def test_kept_song_records_are_the_staged_ones_copies_included(dataset, run, config_for, query):
+    """Three files hold one song: twice spelt "Band A", once "Band B". One of the "Band A"
+    files changes to "Band B": the same records are kept, but not as many of each, and
+    the artist's most common spelling changes with them."""
+
+    def record(name):
+        return song("SO1", title="Title", artist=name, artist_id="AR1")
+
+    data = dataset(songs=[record("Band A"), record("Band A"), record("Band B")])
+    config = config_for(data)
+    assert run(create_tables, "--config", config)[0] == 0
+    etl_run(run, config)
+    assert query("SELECT name FROM artists") == [("Band A",)]
+    changed = Path(data, "song_data", "TR0001.json")
+    changed.write_text(json.dumps(record("Band B")))
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 1_000_000_000))
+    out = etl_run(run, config)
+    assert "0 new files, 1 changed, 2 already loaded (staged again)" in out
+    kept = query("SELECT artist_name, COUNT(*) FROM song_records GROUP BY 1 ORDER BY 1")
+    assert kept == [("Band A", 1), ("Band B", 2)]
+    assert query("SELECT name FROM artists") == [("Band B",)]
+
+
+def kept_record_rows(query):
+    """Each kept song record's physical row version (ctid, xmin): a row deleted and
+    inserted again gets new ones."""
+    return sorted(query("SELECT ctid::text, xmin::text FROM song_records"))
+
+
 def test_without_a_staging_prefix_redshift_keeps_each_song_record_once(
     generated, s3_server, standin, tmp_path, run, query
 ):
     """A COPY from a whole prefix stages every song file on every run: the kept records
-    are replaced, never added to."""
+    are replaced, never added to, and a record that did not change is left where it is
+    (not deleted and inserted again: on Redshift a deleted row stays on disk until the
+    automatic VACUUM DELETE)."""
     upload(s3_server, "sparkify-data", generated)
     config = write_rs_config(tmp_path, staging=False)
     assert run(create_tables, "--config", config)[0] == 0
-    for _ in range(2):
-        etl_run(run, config)
-        records = query("SELECT COUNT(*) FROM staging_songs")
-        assert query("SELECT COUNT(*) FROM song_records") == records
+    out = etl_run(run, config)
+    assert "staging_songs   300 files in 1 COPY, 300 records read, 300 loaded" in out
+    assert query("SELECT COUNT(*) FROM song_records") == [(300,)]
+    first = kept_record_rows(query)
+    out = etl_run(run, config)
+    assert "staging_songs   300 files in 1 COPY, 300 records read, 300 loaded" in out
+    assert "song_records    0 rows replaced" in out
+    assert kept_record_rows(query) == first
+
+
+def test_a_changed_song_file_replaces_only_its_songs_records(
+    generated, s3_server, standin, tmp_path, run, query
+):
+    """A changed song file has the whole catalogue staged again; only the changed song's
+    records are deleted and inserted again, and the kept records are exactly the staged
+    ones, copies included."""
+    upload(s3_server, "sparkify-data", generated)
+    make_bucket(s3_server, "sparkify-staging")
+    config = write_rs_config(tmp_path)
+    assert run(create_tables, "--config", config)[0] == 0
+    etl_run(run, config)
+    first = dict(query("SELECT ctid::text, song_id FROM song_records"))
+    song_files = sorted(Path(generated, "song_data").rglob("*.json"))
+    key = song_files[0].relative_to(generated).as_posix()
+    record = json.loads(Path(generated, key).read_text())
+    changed = {**record, "title": record["title"] + " (remastered)"}
+    s3_server.put_object(Bucket="sparkify-data", Key=key, Body=json.dumps(changed).encode())
+    out = etl_run(run, config)
+    assert "1 changed" in out
+    kept = dict(query("SELECT ctid::text, song_id FROM song_records"))
+    rewritten = {song_id for ctid, song_id in first.items() if kept.get(ctid) != song_id}
+    assert rewritten == {record["song_id"]}
+    assert sorted(kept.values()) == sorted(json.loads(path.read_text())["song_id"] for path in song_files)
+    assert query("SELECT title FROM song_records WHERE title LIKE '%%(remastered)'") == [(changed["title"],)]
 
 
 def test_one_natural_key_twice_keeps_the_same_event_whatever_the_catalogue(dataset, load, query):

@@ -151,7 +151,11 @@ def failed_checks(dsn, scope, breakage):
         with conn.cursor() as cur:
             for statement in (*RUN_LEFTOVERS, *breakage):
                 cur.execute(statement)
-            checks = [UserCheck(*check) for check in sql_queries.quality_checks(scope)]
+            cur.execute(sql_queries.PLAYS_WINDOW_SQL)  # the run's staging: every play
+            plays_window = dict(zip(sql_queries.PLAYS_WINDOW, cur.fetchone(), strict=True))
+            checks = [
+                UserCheck(*check, parameters=plays_window) for check in sql_queries.quality_checks(scope)
+            ]
             return {
                 result.name for result in run_checks(cur, checks, sql_queries.REDSHIFT) if not result.passed
             }

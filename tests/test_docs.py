@@ -118,10 +118,86 @@ def test_readme_shows_analytics_answers(real_sample, load, config_for, run):
     check_or_write("analytics", shell_line("analytics.py", args) + "\n" + out)
 
 
-def test_readme_shows_a_failed_copy_on_the_redshift_path(day_with_bad_rows, warehouse_on_s3, run):  # noqa: F811
+def test_readme_shows_a_failed_copy_on_the_redshift_path(day_with_bad_rows, warehouse_on_s3, run):
     code, out = run(etl, "--config", warehouse_on_s3(day_with_bad_rows))
     assert code == 1
     check_or_write("redshift-copy-error", "\n".join(out.splitlines()[-2:]))
+
+
+# --- BENCHMARKS.md: what a daily run reads on Redshift ------------------------------------------
+
+READS_SECTION = "## What a daily run reads on Redshift"
+
+
+def benchmarks_tables():
+    """The two tables of BENCHMARKS.md's section: each row's cells, header rows left out."""
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    section = text[text.index(READS_SECTION) :]
+    section = section[: section.find("\n## ", 1) if "\n## " in section[1:] else len(section)]
+    tables, lines = [], None
+    for line in section.splitlines():
+        if not line.startswith("|"):
+            lines = None
+            continue
+        if lines is None:
+            lines = []
+            tables.append(lines)
+        lines.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return [table[2:] for table in tables]  # without the header and its rule
+
+
+def dry_run_statements(text):
+    """(name, SQL) of each statement of a dry run: its comment (a COPY's up to the colon, a
+    check's name) and its first line, as BENCHMARKS.md names it."""
+    named = []
+    for block in re.split(r"\n\n(?=-- )", text.strip()):
+        comment, sql = block.split("\n", 1)
+        what = comment[3:]
+        if what.startswith("check: "):
+            what = "check: " + what[len("check: ") :].split(" (expected")[0]
+        elif what.startswith("staging_") and ":" in what:
+            what = what.split(":")[0]
+        named.append((f"{what} — `{sql.splitlines()[0].rstrip(';')}`", sql.strip().rstrip(";")))
+    return named
+
+
+def one_line(sql):
+    return re.sub(r"runs/[^/]+/", "runs/<run_id>/", " ".join(sql.split()))
+
+
+def test_benchmarks_says_what_every_statement_of_a_daily_redshift_run_reads(
+    real_sample, warehouse_on_s3, run, tmp_path, monkeypatch
+):
+    """Its first table names every statement of `etl.py --dry-run` on Redshift, in order;
+    its second the ones the dry run leaves out. A daily run on the stand-in (the real
+    sample's last day, after the days before it) sends nothing else, and every statement of
+    the second table."""
+    from test_redshift_path import record_statements
+
+    config = warehouse_on_s3(real_sample)
+    day = ["--from", "2018-11-30", "--to", "2018-11-30"]
+    code, out = run(etl, "--config", config, "--dry-run", *day)
+    assert code == 0, out
+    planned, left_out = benchmarks_tables()
+    named = dry_run_statements(out)
+    assert [row[1] for row in planned] == [name for name, _ in named], f"{READS_SECTION}: the statements now"
+    assert [row[0] for row in planned] == [str(n) for n in range(1, len(named) + 1)]
+    assert all(len(row) == 4 for row in planned) and all(len(row) == 3 for row in left_out)
+
+    code, out = run(etl, "--config", config, "--to", "2018-11-29")
+    assert code == 0, out
+    sent = record_statements(monkeypatch)
+    code, out = run(etl, "--config", config, *day)
+    assert code == 0 and "1 new files" in out and "(this run)" in out, out
+    known = {one_line(sql) for _, sql in named}
+    prefixes = [row[0].strip("`") for row in left_out]
+    unexplained = [
+        sql
+        for sql in map(one_line, sent)
+        if sql not in known and not sql.startswith("COPY ") and not any(sql.startswith(p) for p in prefixes)
+    ]
+    assert unexplained == []
+    assert [p for p in prefixes if not any(one_line(sql).startswith(p) for sql in sent)] == []
 
 
 # --- Every command of the README's shell blocks ------------------------------------------------
