@@ -24,7 +24,7 @@ import analytics
 import etl
 from sparkify import pg_cluster
 
-DOCS = [ROOT / "README.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 WRITE = os.environ.get("SPARKIFY_WRITE_DOCS") == "1"
 MARKED_BLOCK = re.compile(r"(<!-- output: (?P<name>[\w-]+) -->\n```[a-z]*\n)(?P<text>.*?)(\n```)", re.S)
 
@@ -124,14 +124,14 @@ def test_readme_shows_a_failed_copy_on_the_redshift_path(day_with_bad_rows, ware
     check_or_write("redshift-copy-error", "\n".join(out.splitlines()[-2:]))
 
 
-# --- BENCHMARKS.md: what a daily run reads on Redshift ------------------------------------------
+# --- docs/benchmarks.md: what a daily run reads on Redshift ------------------------------------------
 
 READS_SECTION = "## What a daily run reads on Redshift"
 
 
 def benchmarks_tables():
-    """The two tables of BENCHMARKS.md's section: each row's cells, header rows left out."""
-    text = (ROOT / "BENCHMARKS.md").read_text()
+    """The two tables of docs/benchmarks.md's section: each row's cells, header rows left out."""
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
     section = text[text.index(READS_SECTION) :]
     section = section[: section.find("\n## ", 1) if "\n## " in section[1:] else len(section)]
     tables, lines = [], None
@@ -148,7 +148,7 @@ def benchmarks_tables():
 
 def dry_run_statements(text):
     """(name, SQL) of each statement of a dry run: its comment (a COPY's up to the colon, a
-    check's name) and its first line, as BENCHMARKS.md names it."""
+    check's name) and its first line, as docs/benchmarks.md names it."""
     named = []
     for block in re.split(r"\n\n(?=-- )", text.strip()):
         comment, sql = block.split("\n", 1)
@@ -280,3 +280,12 @@ def test_every_readme_shell_command_runs(project):
     assert len(ran) == len(commands) + len(IN_THE_TEXT) - len(NOT_RUN_HERE)
     assert pg_cluster.running_pid(project / ".local-pg") is None  # make stop-db stopped it
     assert not (project / ".local-pg").exists() and not (project / ".demo").exists()  # make clean
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("document", DOCS, ids=lambda path: path.name)
+def test_every_relative_link_names_a_file_that_exists(document):
+    targets = [t for t in LINK.findall(document.read_text()) if not re.match(r"[a-z]+:", t)]
+    assert [t for t in targets if not (document.parent / t).exists()] == []

@@ -1,4 +1,4 @@
-"""The custom check the README shows (section "Data quality checks") works as printed:
+"""The custom check the docs show (docs/guarantees.md, "Data quality checks") works as printed:
 on the default local target, and with SQL Redshift can run too."""
 
 import configparser
@@ -19,7 +19,9 @@ REDSHIFT_ONLY = ("GETDATE", "SYSDATE")
 
 def readme_check_block():
     """The text of the README's ```ini block that declares a [CHECK ...] section."""
-    blocks = re.findall(r"```ini\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(document.read_text(encoding="utf-8") for document in documents)
+    blocks = re.findall(r"```ini\n(.*?)```", text, re.S)
     (block,) = [block for block in blocks if re.search(r"^\[CHECK ", block, re.M)]
     return block
 
