@@ -37,9 +37,7 @@ def planned_statements(engine, lock_timeout_seconds):
     """(what, SQL) for every statement create_tables.py sends, in order (--dry-run). On
     Redshift the lock's table is created first, in a transaction of its own, so that the
     transaction that drops and creates begins with LOCK, as etl.py's does."""
-    before = (
-        sql_queries.redshift_preparation_steps(read_clock=False) if engine == sql_queries.REDSHIFT else []
-    )
+    before = [] if engine.advisory_lock else sql_queries.redshift_preparation_steps(read_clock=False)
     lock = [
         ("take the run lock", sql) for sql in sql_queries.run_lock_statements(engine, lock_timeout_seconds)
     ]
@@ -56,16 +54,16 @@ def recreate(args):
     config = load_config(args.config)
     mask_secrets(config.secrets())
     if args.dry_run:
-        for what, sql in planned_statements(config.target, config.lock_timeout_seconds):
+        for what, sql in planned_statements(config.engine, config.lock_timeout_seconds):
             print(masked(f"-- {what}\n{sql.strip()};\n"))
         return
     conn = warehouse.connect(config)
     try:
-        if config.target == sql_queries.REDSHIFT:
+        if not config.engine.advisory_lock:  # the lock's table, in a transaction of its own
             warehouse.prepare_redshift_run(conn)
         with warehouse.database_errors_as("recreating the tables"), warehouse.transaction(conn) as cur:
-            warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
-            drop_and_create(cur, config.target)
+            warehouse.acquire_run_lock(cur, config.engine, config.lock_timeout_seconds)
+            drop_and_create(cur, config.engine)
     finally:
         conn.close()
     log.info("%d tables ready on the %s warehouse", len(sql_queries.ALL_TABLES) + 1, config.target)

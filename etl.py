@@ -29,7 +29,7 @@ from typing import NamedTuple
 import sql_queries
 from sparkify import cli, history, ledger, redshift, redshift_load, warehouse
 from sparkify.checks import all_checks, run_checks
-from sparkify.config import LOCAL, REDSHIFT, load_config
+from sparkify.config import load_config
 from sparkify.errors import ChecksFailed, DatabaseError, DataError, UsageError
 from sparkify.jsonfiles import list_data_files
 from sparkify.output import mask_secrets, masked, table
@@ -98,7 +98,7 @@ def stage_local(cursor, config, window, run, seconds_by_phase):
     with local_sources(config, window) as sources:
         for dataset in local_datasets(sources, window):
             with timed(seconds_by_phase, f"stage {dataset.table.name}") as elapsed:
-                cursor.execute(sql_queries.empty_staging_sql(dataset.table, LOCAL))
+                cursor.execute(sql_queries.empty_staging_sql(dataset.table, config.engine))
                 choose = LedgerChoice(cursor, dataset, run.full_refresh)
                 counters = stage_dataset(
                     cursor,
@@ -114,7 +114,7 @@ def stage_local(cursor, config, window, run, seconds_by_phase):
                 )
                 ledger.record(
                     cursor,
-                    LOCAL,
+                    config.engine,
                     (
                         (dataset.name, *choose.identity(item), run.run_id, counters.records.get(item[0], 0))
                         for item in choose.selection.staged
@@ -360,7 +360,7 @@ def run_steps(cursor, engine, rows_before, steps, plays_window=None):
         star_table = star_table_inserted(table_name, sql)
         # PostgreSQL only, which always reports an INSERT's row count (Redshift analyses
         # on its own, and need not report counts: decisions there count rows explicitly).
-        if engine == LOCAL and star_table and is_large_share(rows_written, rows_before[table_name]):
+        if engine.explicit_analyze and star_table and is_large_share(rows_written, rows_before[table_name]):
             _, seconds = warehouse.timed_execute(cursor, sql_queries.analyze_sql(star_table))
             log.debug("%-15s analyzed (%.2f s)", table_name, seconds)
 
@@ -376,11 +376,11 @@ def star_table_inserted(table_name, sql):
     return next((star for star in sql_queries.STAR_TABLES if star.name == table_name), None)
 
 
-def build_missing_indexes(cursor):
+def build_missing_indexes(cursor, engine):
     """PostgreSQL: build the indexes a fresh warehouse lacks on the tables that now hold
     rows (sql_queries.indexes says why only then); a table still empty (a first run that
     brought only song files leaves songplays empty) waits for the run that fills it."""
-    wanted = {index.name: index for index in sql_queries.indexes(LOCAL)}
+    wanted = {index.name: index for index in sql_queries.indexes(engine)}
     cursor.execute(sql_queries.MISSING_INDEXES_SQL, (list(wanted),))
     for (name,) in cursor.fetchall():
         index = wanted[name]
@@ -406,7 +406,7 @@ def check_scope(rows_before, rows_after):
 
 
 def check_quality(cursor, config, scope=sql_queries.WHOLE_TABLES, plays_window=None):
-    results = run_checks(cursor, all_checks(config, scope, plays_window), config.target)
+    results = run_checks(cursor, all_checks(config, scope, plays_window), config.engine)
     failed = [result for result in results if not result.passed]
     for result in failed:
         log.error("check failed: %s: expected %s, found %s", result.name, result.expected, result.found)
@@ -446,17 +446,17 @@ def load(conn, config, window, full_refresh=False):
     run = Run(run_id, rejects, full_refresh)
     seconds, staging, prepared, started_at = {}, {}, None, history.now()
     try:
-        if config.target != LOCAL:
+        if not config.engine.reads_local_folders:
             prepared = prepare_redshift(conn, config, window)
         with (
             explained_copy_failures(conn, config, prepared, rejects),
             warehouse.database_errors_as("the load"),
             warehouse.transaction(conn) as cur,
         ):
-            warehouse.acquire_run_lock(cur, config.target, config.lock_timeout_seconds)
-            warehouse.require_current_tables(cur, config.target)
+            warehouse.acquire_run_lock(cur, config.engine, config.lock_timeout_seconds)
+            warehouse.require_current_tables(cur, config.engine)
             before = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
-            if config.target == LOCAL:
+            if config.engine.reads_local_folders:
                 for setting in sql_queries.POSTGRES_RUN_SETTINGS:
                     cur.execute(setting)
                 staging, whole_catalogue = stage_local(cur, config, window, run, seconds)
@@ -469,9 +469,9 @@ def load(conn, config, window, full_refresh=False):
             else:
                 with timed(seconds, "transform"):
                     song_files = staging["song_data"].files
-                    plays_window = transform(cur, config.target, before, song_files, whole_catalogue)
-                    if config.target == LOCAL:
-                        build_missing_indexes(cur)
+                    plays_window = transform(cur, config.engine, before, song_files, whole_catalogue)
+                    if config.engine.indexes:
+                        build_missing_indexes(cur, config.engine)
                 with timed(seconds, "checks"):
                     after = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
                     check_quality(cur, config, check_scope(before, after), plays_window)
@@ -484,7 +484,7 @@ def load(conn, config, window, full_refresh=False):
         save_failed_run(conn, failed)
         raise
     finally:
-        save_rejects(conn, rejects, run_id, config.target)
+        save_rejects(conn, rejects, run_id, config.engine)
         if prepared:
             redshift_load.remove_sources(prepared.client, config, run_id)
     log.info("committed run %s\n%s", run_id, summary(before, after))
@@ -562,10 +562,10 @@ CHECK_SCOPE_PLANNED = "this run's rows; whole tables if it added more than a ten
 
 def planned_statements(config, window):
     """(what, SQL) for every statement a run sends, in order; --dry-run prints them."""
-    engine = config.target
+    engine = config.engine
     steps = (
         []
-        if engine == LOCAL
+        if engine.reads_local_folders
         else sql_queries.redshift_preparation_steps(
             read_clock=True, probes=sql_queries.table_probes(sql_queries.WRITTEN_OUTSIDE_THE_LOCK)
         )
@@ -579,7 +579,9 @@ def planned_statements(config, window):
         for sql in sql_queries.table_probes(sql_queries.tables_probed_in_the_run(engine))
     ]
     steps += (
-        planned_local_staging(config, window) if engine == LOCAL else planned_redshift_staging(config, window)
+        planned_local_staging(config, window)
+        if engine.reads_local_folders
+        else planned_redshift_staging(config, window)
     )
     steps += planned_transform(engine)
     steps += [
@@ -608,10 +610,10 @@ def planned_transform(engine):
         for table_name, sql in part:
             steps.append((f"{table_name}{condition}", sql))
             star_table = star_table_inserted(table_name, sql)
-            if engine == LOCAL and star_table:
+            if engine.explicit_analyze and star_table:
                 what = f"{table_name}, if this insert wrote more than a tenth of it"
                 steps.append((what, sql_queries.analyze_sql(star_table)))
-    if engine == LOCAL:
+    if engine.indexes:
         steps += [
             (f"{index.table}, if it has no such index yet and holds rows", index.create_sql)
             for index in sql_queries.indexes(engine)
@@ -633,7 +635,7 @@ def planned_local_staging(config, window):
             else f"{len(list_data_files(source, days).files)} files"
         )
         steps += [
-            (staging_table.name, sql_queries.empty_staging_sql(staging_table, LOCAL)),
+            (staging_table.name, sql_queries.empty_staging_sql(staging_table, config.engine)),
             (
                 f"{staging_table.name}: rows from {files} under {source}",
                 sql_queries.copy_from_stdin_sql(staging_table, freeze=True),
@@ -646,7 +648,7 @@ def planned_local_staging(config, window):
 def planned_redshift_staging(config, window):
     """The Redshift staging statements; the S3 keys are listed (not written) to name them."""
     copies = redshift_load.plan(redshift_load.s3_client(config), config, window, "<run_id>")
-    steps = [(t.name, sql_queries.empty_staging_sql(t, REDSHIFT)) for t in sql_queries.STAGING_TABLES]
+    steps = [(t.name, sql_queries.empty_staging_sql(t, config.engine)) for t in sql_queries.STAGING_TABLES]
     for copy in copies:
         first = ", ".join(item.key.rsplit("/", 1)[-1] for item in copy.keys[:3])
         more = f", … ({len(copy.keys)} in all)" if len(copy.keys) > 3 else ""

@@ -21,8 +21,7 @@ has none.
 import re
 from typing import NamedTuple
 
-REDSHIFT = "redshift"
-POSTGRES = "local"
+from sparkify.engines import POSTGRES, REDSHIFT  # noqa: F401 - the engines the builders take
 
 
 class Table(NamedTuple):
@@ -281,13 +280,15 @@ def create_table_sql(table, engine):
     on every run, so writing them to the WAL buys nothing. Its text columns are
     collated "C" (`postgres_type`).
     """
-    types = [sql_type if engine == REDSHIFT else postgres_type(sql_type) for _, sql_type in table.columns]
+    types = [
+        postgres_type(sql_type) if engine.collates_text_in_ddl else sql_type for _, sql_type in table.columns
+    ]
     lines = [f"    {name} {sql_type}" for name, sql_type in zip(table.column_names, types, strict=True)]
-    if engine == POSTGRES:
+    if engine.enforces_keys:
         lines += [f"    {key}" for key in table.keys]
     body = ",\n".join(lines)
-    layout = f"\n{table.redshift_layout}" if engine == REDSHIFT and table.redshift_layout else ""
-    kind = "UNLOGGED TABLE" if engine == POSTGRES and table in STAGING_TABLES else "TABLE"
+    layout = f"\n{table.redshift_layout}" if engine.layout_clauses and table.redshift_layout else ""
+    kind = "UNLOGGED TABLE" if engine.unlogged_staging and table in STAGING_TABLES else "TABLE"
     return f"CREATE {kind} IF NOT EXISTS {table.name} (\n{body}\n){layout}"
 
 
@@ -317,7 +318,7 @@ def indexes(engine):
     up row by row during their insert (bench.py), and CREATE INDEX takes only a SHARE
     lock, so analysts still read the table while the run builds it (dropping an index for
     a large insert would lock them out until the commit)."""
-    if engine != POSTGRES:
+    if not engine.indexes:
         return []
     return [
         Index(
@@ -365,7 +366,7 @@ def varchar_width(sql_type):
 
 def empty_staging_sql(table, engine):
     """The statement that gives a run an empty staging table (see above)."""
-    if engine == REDSHIFT:
+    if engine.staging_in_temp_tables:
         return f"CREATE TEMP TABLE {table.name} (LIKE {table.name})"
     return f"TRUNCATE {table.name}"
 
@@ -1265,7 +1266,7 @@ def for_engine(steps, engine):
     statements reading them (and the checks) are planned for their real size: a day's
     plays, not a guess. Redshift analyzes a CREATE TABLE AS on its own
     (https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html)."""
-    if engine != POSTGRES:
+    if not engine.explicit_analyze:
         return list(steps)
     ready = []
     for table, sql in steps:
@@ -1329,7 +1330,7 @@ def run_lock_statements(engine, timeout_seconds):
     """The statements that open a run's transaction and take the run lock; the one that
     waits is the second on both engines."""
     seconds = int(timeout_seconds)
-    if engine == POSTGRES:
+    if engine.advisory_lock:
         return [f"SET LOCAL lock_timeout = '{seconds}s'", f"SELECT pg_advisory_xact_lock({RUN_LOCK_KEY})"]
     return [
         f"SET statement_timeout TO {seconds * 1000}",
@@ -1375,7 +1376,7 @@ WRITTEN_OUTSIDE_THE_LOCK = (LOAD_REJECTS, ETL_RUNS)
 def tables_probed_in_the_run(engine):
     """The tables the run's transaction probes right after the lock."""
     every_table = (*ALL_TABLES, ETL_RUNS)
-    if engine == POSTGRES:
+    if not engine.serializable_tables:
         return every_table
     return tuple(table for table in every_table if table not in WRITTEN_OUTSIDE_THE_LOCK)
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 import psycopg2
 
 import sql_queries
-from sparkify.config import LOCAL, UserCheck
+from sparkify.config import UserCheck
 
 COMPARISON = re.compile(r"(==|=|!=|>=|<=|>|<)?\s*(-?\d+(?:\.\d+)?)")
 OPERATORS = {
@@ -59,11 +59,11 @@ def run_checks(cursor, checks, engine):
     results = []
     for check in checks:
         try:
-            found = _query_result(cursor, check, savepoint=engine == LOCAL)
+            found = _query_result(cursor, check, savepoint=engine.savepoints)
         except CONNECTION_LOST:
             raise  # not the check's fault
         except psycopg2.Error as error:
-            if engine != LOCAL:
+            if not engine.savepoints:
                 raise
             message = str(error).strip().splitlines()[0]
             results.append(CheckResult(check.name, check.expected, f"error: {message}", False))

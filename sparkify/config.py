@@ -15,11 +15,14 @@ from urllib.parse import unquote
 import psycopg2
 from psycopg2.extensions import parse_dsn
 
+from sparkify.engines import ENGINES, TARGETS
+from sparkify.engines import POSTGRES as _POSTGRES
+from sparkify.engines import REDSHIFT as _REDSHIFT
 from sparkify.errors import ConfigError
 
-LOCAL = "local"
-REDSHIFT = "redshift"
-TARGETS = (LOCAL, REDSHIFT)
+# The targets by name, for the keys each one needs (the engines say what each one is).
+LOCAL = _POSTGRES.target
+REDSHIFT = _REDSHIFT.target
 
 S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()/=+\-]*)?")
 IAM_ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/\-]{1,512}")
@@ -114,6 +117,11 @@ class Config:
     @property
     def target(self):
         return self.get("ETL", "TARGET")
+
+    @property
+    def engine(self):
+        """The target's capabilities (sparkify.engines)."""
+        return ENGINES[self.target]
 
     def flag(self, section, name):
         return self.get(section, name) in TRUE_WORDS
@@ -249,7 +257,7 @@ def _validate(values, target, path):
             "cannot be 'auto': the events' camelCase fields never match the snake_case columns "
             "of staging_events; point it at a JSONPaths file such as log_json_path.json",
         )
-    if target == LOCAL:
+    if ENGINES[target].reads_local_folders:
         _check_dsn(values[("LOCAL", "DSN")], path)
         for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
             values[("S3", name)] = _local_source(values[("S3", name)], ("S3", name), path)

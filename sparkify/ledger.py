@@ -85,7 +85,7 @@ def record(cursor, engine, rows, replacing=True):
     if replacing:
         cursor.execute(sql_queries.NEW_LOADED_FILES_CREATE)
         target = target._replace(name="new_loaded_files")
-    if engine == sql_queries.POSTGRES:
+    if engine.copy_from_stdin:
         chunks = (
             "".join(map(copy_text_line, rows[start : start + COPY_CHUNK_ROWS])).encode("utf-8")
             for start in range(0, len(rows), COPY_CHUNK_ROWS)

@@ -83,7 +83,7 @@ def record_in_ledger(cursor, listings, run_id, replacing):
         for dataset, listing in listings.items()
         for item in listing.files
     )
-    ledger.record(cursor, sql_queries.REDSHIFT, rows, replacing)
+    ledger.record(cursor, sql_queries.REDSHIFT, rows, replacing)  # the Redshift loader's engine
 
 
 def write_sources(client, copies):

@@ -432,7 +432,7 @@ class RejectSink:
     def copy_into(self, cursor, engine=sql_queries.POSTGRES):
         self.spool.flush()
         self.spool.seek(0)
-        if engine == sql_queries.POSTGRES:
+        if engine.copy_from_stdin:
             cursor.copy_expert(sql_queries.copy_from_stdin_sql(sql_queries.LOAD_REJECTS), self.spool)
             return
         insert = f"INSERT INTO load_rejects ({', '.join(sql_queries.LOAD_REJECTS.column_names)}) VALUES %s"

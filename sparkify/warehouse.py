@@ -10,7 +10,6 @@ import psycopg2.errors
 import psycopg2.extras
 
 import sql_queries
-from sparkify.config import LOCAL
 from sparkify.errors import DatabaseError, TablesOwnedByOthers, WarehouseBusy
 from sparkify.output import add_secret
 from sparkify.redshift import temporary_credentials
@@ -57,7 +56,7 @@ def _connect_once(config):
 
 
 def _open(config):
-    if config.target == LOCAL:
+    if config.engine.reads_local_folders:  # a libpq DSN, not a cluster
         return psycopg2.connect(
             config.get("LOCAL", "DSN"),
             connect_timeout=CONNECT_TIMEOUT_SECONDS,

@@ -1,6 +1,7 @@
 """The shape the project keeps: helpers in sparkify/ never import the scripts."""
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,3 +37,24 @@ def test_no_helper_imports_a_script():
         if module in scripts()
     }
     assert not upward
+
+
+# A comparison with a target's name or an engine object: code asks the engine for a
+# capability instead (sparkify/engines.py), so a third engine touches one file.
+ENGINE_BY_NAME = re.compile(
+    r"""(==|!=|\bis\b|\bis not\b)\s*"""
+    r"""(LOCAL|REDSHIFT|POSTGRES|sql_queries\.(POSTGRES|REDSHIFT)|["'](local|redshift)["'])\b"""
+    r"""|\b(target|engine)\s*(==|!=)"""
+)
+
+
+def test_code_asks_an_engine_for_capabilities_not_its_name():
+    sources = [*ROOT.glob("*.py"), *(ROOT / "sparkify").glob("*.py")]
+    by_name = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sources
+        if path.name != "engines.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if ENGINE_BY_NAME.search(line)
+    ]
+    assert by_name == []

@@ -1,0 +1,66 @@
+"""What differs between the two warehouses, as data: one Engine per [ETL] TARGET.
+
+Code asks an engine for a capability (`engine.advisory_lock`), never for its name; a
+third engine is one more Engine here, and the SQL its capabilities call for.
+"""
+
+from typing import NamedTuple
+
+
+class Engine(NamedTuple):
+    target: str  # the [ETL] TARGET value that names it
+    # DDL
+    enforces_keys: bool  # PRIMARY KEYs declared (Redshift's are informational, and its planner trusts them)
+    collates_text_in_ddl: bool  # text columns COLLATE "C": byte order whatever the database's locale
+    layout_clauses: bool  # DISTSTYLE / DISTKEY / SORTKEY
+    unlogged_staging: bool  # staging tables skip the write-ahead log
+    indexes: bool
+    # a run
+    reads_local_folders: bool  # sources are local folders (s3:// downloaded first); else COPY from S3
+    staging_in_temp_tables: bool  # a per-run temporary staging table; else TRUNCATE in the run
+    copy_from_stdin: bool  # bulk writes (staging, ledger) through COPY … FROM STDIN
+    explicit_analyze: bool  # the run analyses its temporary tables and the tables it grew
+    advisory_lock: bool  # the run lock: an advisory lock; else LOCK on a table of its own
+    savepoints: bool  # a failed user check rolls back to a savepoint and the run goes on
+    serializable_tables: bool  # reading a table others write outside the lock risks error 1023
+
+
+POSTGRES = Engine(
+    target="local",
+    enforces_keys=True,
+    collates_text_in_ddl=True,
+    layout_clauses=False,
+    unlogged_staging=True,
+    indexes=True,
+    reads_local_folders=True,
+    staging_in_temp_tables=False,
+    copy_from_stdin=True,
+    explicit_analyze=True,
+    advisory_lock=True,
+    savepoints=True,
+    serializable_tables=False,
+)
+
+# Each Redshift capability is a page of Amazon's Redshift Database Developer Guide:
+# keys t_Defining_constraints.html; order c_collation_sequences.html; TRUNCATE commits
+# r_TRUNCATE.html; no indexes c_unsupported-postgresql-features.html; ANALYZE after
+# CREATE TABLE AS r_ANALYZE.html; savepoints c_unsupported-postgresql-functions.html
+# ("ROLLBACK TO SAVEPOINT"); error 1023 c_serial_isolation.html.
+REDSHIFT = Engine(
+    target="redshift",
+    enforces_keys=False,
+    collates_text_in_ddl=False,
+    layout_clauses=True,
+    unlogged_staging=False,
+    indexes=False,
+    reads_local_folders=False,
+    staging_in_temp_tables=True,
+    copy_from_stdin=False,
+    explicit_analyze=False,
+    advisory_lock=False,
+    savepoints=False,
+    serializable_tables=True,
+)
+
+ENGINES = {engine.target: engine for engine in (POSTGRES, REDSHIFT)}
+TARGETS = tuple(ENGINES)
