@@ -41,7 +41,7 @@ def planned_statements(engine, lock_timeout_seconds):
     lock = [
         ("take the run lock", sql) for sql in sql_queries.run_lock_statements(engine, lock_timeout_seconds)
     ]
-    return [*before, *lock, *table_statements(engine), ("all or nothing", "COMMIT")]
+    return [*before, *lock, *table_statements(engine), ("all or nothing", sql_queries.COMMIT)]
 
 
 def drop_and_create(cursor, engine):

@@ -8,14 +8,18 @@ where the PostgreSQL DDL is derived from the Redshift DDL: PostgreSQL gets the s
 columns and keys without Redshift's distribution and sort clauses (and UNLOGGED staging),
 text collated "C" (byte order, as Redshift's).
 
-The transform statements (`TRANSFORM_STEPS`) are the same text on both engines and use
-only SQL that Redshift supports: no ON CONFLICT, DISTINCT ON, RETURNING, SERIAL, JSON
-operators or generate_series. Re-runs are safe because every insert is an anti-join
-against what the star table already holds, and every update touches only rows whose
-chosen values differ (songs, artists, and plays matched again when songs arrive).
-`for_engine(steps, engine)` adds PostgreSQL's ANALYZE of the temporary tables, and PostgreSQL
-gets its own indexes (`indexes`), built by the run that first fills their table: Redshift
-has none.
+The sections follow a run: the tables, before the run, the run lock, staging, the
+transform, the checks, the run's record.
+
+The transform statements are the same text on both engines and use only SQL that
+Redshift supports: no ON CONFLICT, DISTINCT ON, RETURNING, SERIAL, JSON operators or
+generate_series. Re-runs are safe because every insert is an anti-join against what the
+star table already holds, and every update touches only rows whose chosen values differ
+(songs, artists, and plays matched again when songs arrive). The transform is a list of
+steps (`TRANSFORM_STEPS`), each with the condition it runs on; `transform_plan(engine)`
+adds what an engine needs (PostgreSQL's ANALYZE, its inserts in key order), and the run
+and --dry-run both read it. PostgreSQL gets its own indexes (`indexes`), built by the
+run that first fills their table: Redshift has none.
 """
 
 import re
@@ -24,16 +28,32 @@ from typing import NamedTuple
 from sparkify.engines import POSTGRES, REDSHIFT  # noqa: F401 - the engines the builders take
 
 
+class Reference(NamedTuple):
+    """A column whose every value is a key of another table (checked, not declared)."""
+
+    column: str
+    parent: str  # the table
+    parent_column: str
+
+
 class Table(NamedTuple):
     name: str
     columns: tuple  # ((column, "TYPE [NOT NULL]"), ...)
-    keys: tuple = ()  # table constraints, e.g. "PRIMARY KEY (song_id)"
+    primary_key: tuple = ()  # its columns; declared where the engine enforces keys, always checked
+    natural_key: tuple = ()  # columns that identify a row as the source does (checked unique)
+    references: tuple = ()  # Reference, in the order the checks report them
     redshift_layout: str = ""  # DISTSTYLE / DISTKEY / SORTKEY, Redshift only
     indexes: tuple = ()  # PostgreSQL only: ((method, (column, ...)), ...); Redshift has none
+    copy_options: tuple = ()  # Redshift's COPY from S3: how it reads this table's values
 
     @property
     def column_names(self):
         return [name for name, _ in self.columns]
+
+
+# ==============================================================================================
+# 1. The tables (create_tables.py drops and creates them)
+# ==============================================================================================
 
 
 # --- Staging: the raw JSON, camelCase renamed to snake_case once, here. -------------
@@ -64,6 +84,7 @@ STAGING_EVENTS = Table(
     ),
     # Staging is read whole by every transform: spread it evenly.
     redshift_layout="DISTSTYLE EVEN",
+    copy_options=("TIMEFORMAT 'epochmillisecs'",),  # ts is milliseconds since the epoch
 )
 
 # Column names equal the JSON field names: COPY … JSON 'auto' maps them by name.
@@ -109,12 +130,18 @@ SONGPLAYS = Table(
         ("artist_name", "VARCHAR(512)"),
         ("song_length", "DOUBLE PRECISION"),
     ),
-    keys=("PRIMARY KEY (songplay_id)",),
+    primary_key=("songplay_id",),
+    natural_key=("user_id", "session_id", "item_in_session", "start_time"),
+    references=(
+        Reference("user_id", "users", "user_id"),
+        Reference("start_time", "time", "start_time"),
+        Reference("song_id", "songs", "song_id"),
+        Reference("artist_id", "artists", "artist_id"),
+    ),
     redshift_layout="DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)",
     # A run whose new songs change a (title, artist name)'s candidates finds the plays to
-    # match again through this index, not by reading the fact. Built after a first load
-    # of 800,000 plays, a B-tree of the title takes 0.45 s and 8 MB; of title and artist
-    # name 0.65 s and 27 MB; a hash index of the title 1.0-1.4 s and 33 MB (bench data).
+    # match again through this index, not by reading the fact. A B-tree of the title is
+    # the smallest and quickest to build of those measured (docs/benchmarks.md).
     indexes=(("btree", ("song_title",)),),
 )
 
@@ -131,7 +158,7 @@ USERS = Table(
         ("latest_event_at", "TIMESTAMP NOT NULL"),
         ("latest_item_in_session", "INTEGER NOT NULL"),
     ),
-    keys=("PRIMARY KEY (user_id)",),
+    primary_key=("user_id",),
     redshift_layout="DISTSTYLE ALL SORTKEY(user_id)",
 )
 
@@ -146,7 +173,7 @@ SONGS = Table(
         # The artist's name as spelt in this song's own record: plays match on it.
         ("artist_name", "VARCHAR(512)"),
     ),
-    keys=("PRIMARY KEY (song_id)",),
+    primary_key=("song_id",),
     redshift_layout="DISTSTYLE ALL SORTKEY(song_id)",
     indexes=(("btree", ("title", "artist_name")),),  # plays are matched on these
 )
@@ -160,7 +187,7 @@ ARTISTS = Table(
         ("latitude", "DOUBLE PRECISION"),
         ("longitude", "DOUBLE PRECISION"),
     ),
-    keys=("PRIMARY KEY (artist_id)",),
+    primary_key=("artist_id",),
     redshift_layout="DISTSTYLE ALL SORTKEY(artist_id)",
 )
 
@@ -175,7 +202,7 @@ TIME = Table(
         ("year", "SMALLINT NOT NULL"),
         ("weekday", "SMALLINT NOT NULL"),  # 0 = Sunday … 6 = Saturday
     ),
-    keys=("PRIMARY KEY (start_time)",),
+    primary_key=("start_time",),
     redshift_layout="DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)",
 )
 
@@ -209,7 +236,7 @@ LOADED_FILES = Table(
         ("run_id", "VARCHAR(32) NOT NULL"),
         ("records", "INTEGER"),  # records read from it (NULL on Redshift: COPY does not say)
     ),
-    keys=("PRIMARY KEY (dataset, file)",),
+    primary_key=("dataset", "file"),
     redshift_layout="DISTSTYLE ALL",
 )
 
@@ -244,7 +271,7 @@ ETL_RUNS = Table(
         ("total_seconds", "DOUBLE PRECISION"),
         ("error", "VARCHAR(1024)"),
     ),
-    keys=("PRIMARY KEY (run_id)",),
+    primary_key=("run_id",),
     redshift_layout="DISTSTYLE ALL SORTKEY(started_at)",
 )
 
@@ -284,8 +311,8 @@ def create_table_sql(table, engine):
         postgres_type(sql_type) if engine.collates_text_in_ddl else sql_type for _, sql_type in table.columns
     ]
     lines = [f"    {name} {sql_type}" for name, sql_type in zip(table.column_names, types, strict=True)]
-    if engine.enforces_keys:
-        lines += [f"    {key}" for key in table.keys]
+    if engine.enforces_keys and table.primary_key:
+        lines.append(f"    PRIMARY KEY ({', '.join(table.primary_key)})")
     body = ",\n".join(lines)
     layout = f"\n{table.redshift_layout}" if engine.layout_clauses and table.redshift_layout else ""
     kind = "UNLOGGED TABLE" if engine.unlogged_staging and table in STAGING_TABLES else "TABLE"
@@ -351,6 +378,144 @@ def varchar_width(sql_type):
     return int(match.group(1)) if match else None
 
 
+# ==============================================================================================
+# 2. Before a Redshift run, in a transaction of its own
+# ==============================================================================================
+
+
+# Tables this session's user does not own: Redshift Serverless's temporary credentials
+# name the database user after the IAM identity, and only an owner may drop a table or
+# COPY with STATUPDATE ON.
+TABLES_OWNED_BY_OTHERS_SQL = """
+SELECT
+    tablename,
+    tableowner
+FROM pg_tables
+WHERE schemaname = CURRENT_SCHEMA()
+  AND tablename IN %s
+  AND tableowner <> CURRENT_USER
+ORDER BY tablename
+"""
+CURRENT_USER_SQL = "SELECT CURRENT_USER"
+
+
+# Redshift: the server's clock when a run starts. Load errors are read by session and
+# time: pg_last_copy_id() is not updated when the COPY's transaction rolls back, and
+# the errors of a failed COPY are read after the rollback
+# (https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_ID.html). GETDATE() is
+# the statement's start, in seconds (https://docs.aws.amazon.com/redshift/latest/dg/r_GETDATE.html).
+# In UTC, as the load-error logs' start times are: GETDATE() is in the session's time
+# zone, which a user's own setting may change.
+SERVER_NOW_STATEMENTS = ("SET timezone TO 'UTC'", "SELECT GETDATE()")
+
+
+# ==============================================================================================
+# 3. The run's transaction opens: the run lock, settings, probes and row counts
+# ==============================================================================================
+
+
+# One run at a time per warehouse (etl.py and create_tables.py), for the length of the
+# run's transaction.
+# PostgreSQL: a transaction-level advisory lock, waiting at most lock_timeout.
+# Redshift: LOCK on a table of its own, waiting at most statement_timeout, then the
+# session's own timeout is restored with RESET (SET … TO 0 would throw away the user's
+# or the parameter group's; https://docs.aws.amazon.com/redshift/latest/dg/r_RESET.html).
+# Redshift takes a transaction's snapshot at its first SELECT, DML or CREATE TABLE
+# ("Serializable isolation",
+# https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html): a LOCK after
+# any of them would let a run that waited work on a snapshot from before the other run
+# committed. So LOCK is the first statement that touches data, and its table is created
+# beforehand, in a transaction of its own (RUN_LOCK_TABLE_CREATE).
+COMMIT = "COMMIT"  # what a transaction ends with (psycopg2's commit()); --dry-run shows it
+RUN_LOCK_KEY = 5_350_001_142  # any 64-bit number, the same for every run
+RUN_LOCK_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS etl_run_lock (locked_at TIMESTAMP)"
+
+
+def redshift_preparation_steps(read_clock, probes=()):
+    """(what, SQL) of the transaction of its own that precedes a Redshift run's: the
+    owners' check, for etl.py the tables written outside the run lock (probes:
+    table_probes(WRITTEN_OUTSIDE_THE_LOCK)), the lock's table, and for etl.py the
+    server's clock."""
+    steps = [
+        ("before the run: tables this user does not own", TABLES_OWNED_BY_OTHERS_SQL),
+        *(("before the run: tables a failed run writes after its rollback", sql) for sql in probes),
+        ("before the run: the lock's table", RUN_LOCK_TABLE_CREATE),
+    ]
+    if read_clock:
+        steps += [
+            ("before the run: the server's clock in UTC, to read this run's load errors", statement)
+            for statement in SERVER_NOW_STATEMENTS
+        ]
+    return [*steps, ("before the run", COMMIT)]
+
+
+def run_lock_statements(engine, timeout_seconds):
+    """The statements that open a run's transaction and take the run lock; the one that
+    waits is the second on both engines."""
+    seconds = int(timeout_seconds)
+    if engine.advisory_lock:
+        return [f"SET LOCAL lock_timeout = '{seconds}s'", f"SELECT pg_advisory_xact_lock({RUN_LOCK_KEY})"]
+    return [
+        f"SET statement_timeout TO {seconds * 1000}",
+        "LOCK etl_run_lock",
+        "RESET statement_timeout",
+    ]
+
+
+# PostgreSQL only, for the run's transaction. The transform sorts and hashes whole
+# staging tables; the default 4 MB of work memory would spill them to disk. JIT
+# compilation costs more than it saves on these queries. Free parallel setup lets
+# CREATE TEMP TABLE … AS join and sort in parallel workers (docs/benchmarks.md).
+POSTGRES_RUN_SETTINGS = (
+    "SET LOCAL work_mem = '256MB'",
+    "SET LOCAL jit = off",
+    "SET LOCAL parallel_setup_cost = 0",
+    "SET LOCAL parallel_tuple_cost = 0",
+)
+
+
+def table_probes(tables):
+    """One SELECT per table of every column and no row: each fails if the warehouse lacks
+    the table or a column (a warehouse made by an older version). Redshift's SELECT takes
+    `LIMIT { number | ALL }` (https://docs.aws.amazon.com/redshift/latest/dg/r_SELECT_synopsis.html)."""
+    return [f"SELECT {', '.join(table.column_names)} FROM {table.name} LIMIT 0" for table in tables]
+
+
+# The tables a run writes outside the run lock: a failed run writes its etl_runs row and
+# its rejects after its rollback (etl.save_failed_run, etl.save_rejects), while another
+# run may hold the lock. At SERIALIZABLE isolation (the default of older provisioned
+# clusters) Redshift stops a transaction that cannot be serialized with error 1023, and
+# table writes are ordered by their table locks (c_serial_isolation.html,
+# c_write_readwrite.html): a run that had read etl_runs, then inserts its own row after a
+# failed run committed one, would be rolled back at its last statement. So a Redshift
+# run's transaction never reads these two tables: they are probed before the lock, in the
+# transaction that prepares the run (redshift_preparation_steps). PostgreSQL's
+# serializable isolation finds no conflict between inserts, and its runs read them
+# nowhere but in these probes.
+WRITTEN_OUTSIDE_THE_LOCK = (LOAD_REJECTS, ETL_RUNS)
+
+
+def tables_probed_in_the_run(engine):
+    """The tables the run's transaction probes right after the lock."""
+    every_table = (*ALL_TABLES, ETL_RUNS)
+    if not engine.serializable_tables:
+        return every_table
+    return tuple(table for table in every_table if table not in WRITTEN_OUTSIDE_THE_LOCK)
+
+
+def has_rows_sql(table_name):
+    return f"SELECT EXISTS (SELECT 1 FROM {table_name})"
+
+
+def count_rows_sql(table):
+    return f"SELECT COUNT(*) FROM {table.name}"
+
+
+# ==============================================================================================
+# 4. Staging: the new and changed files into empty staging tables, and the ledger
+# ==============================================================================================
+
+
 # --- Staging refresh. -----------------------------------------------------------------
 # Each run stages into empty staging tables, inside its one transaction.
 # PostgreSQL: TRUNCATE (transactional there), then COPY FREEZE into the UNLOGGED tables.
@@ -376,6 +541,12 @@ def copy_from_stdin_sql(table, freeze=False):
     right after TRUNCATE in the same transaction) spares a later rewrite of the rows."""
     options = " WITH (FREEZE)" if freeze else ""
     return f"COPY {table.name} ({', '.join(table.column_names)}) FROM STDIN{options}"
+
+
+def insert_values_sql(table):
+    """Rows sent from the client where there is no COPY FROM STDIN (Redshift): a
+    multi-row INSERT, its VALUES filled in by psycopg2.extras.execute_values."""
+    return f"INSERT INTO {table.name} ({', '.join(table.column_names)}) VALUES %s"
 
 
 def analyze_sql(table):
@@ -406,51 +577,25 @@ def quote_literal(value):
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def redshift_copy_sql(table, source, iam_role, region, json_format, max_errors, extra=()):
-    """COPY one staging table from S3: a prefix, or a manifest with extra=("MANIFEST",)."""
-    options = [
-        f"IAM_ROLE {quote_literal(iam_role)}",
-        f"REGION {quote_literal(region)}",
-        f"FORMAT AS JSON {quote_literal(json_format)}",
-        *extra,
-        *COMMON_COPY_OPTIONS,
-        f"MAXERROR {min(int(max_errors), MAXERROR_LIMIT)}",
-    ]
-    return f"COPY {table.name}\nFROM {quote_literal(source)}\n" + "\n".join(options)
-
-
-def copy_options(manifest, gzip):
+def copy_source_options(manifest, gzip):
     """MANIFEST when the source lists exactly the files; GZIP when they are compressed
     (a COPY reads every file of its source one way, so the two kinds never mix)."""
     return (("MANIFEST",) if manifest else ()) + (("GZIP",) if gzip else ())
 
 
-def copy_events_sql(source, iam_role, region, jsonpaths, max_errors, manifest=False, gzip=False):
-    return redshift_copy_sql(
-        STAGING_EVENTS,
-        source,
-        iam_role,
-        region,
-        json_format=jsonpaths,
-        max_errors=max_errors,
-        extra=(*copy_options(manifest, gzip), "TIMEFORMAT 'epochmillisecs'"),
-    )
+def copy_from_s3_sql(table, source, iam_role, region, json_format, max_errors, manifest=False, gzip=False):
+    """COPY one staging table from S3: a prefix, or a manifest of exactly the files."""
+    options = [
+        f"IAM_ROLE {quote_literal(iam_role)}",
+        f"REGION {quote_literal(region)}",
+        f"FORMAT AS JSON {quote_literal(json_format)}",
+        *copy_source_options(manifest, gzip),
+        *table.copy_options,
+        *COMMON_COPY_OPTIONS,
+        f"MAXERROR {min(int(max_errors), MAXERROR_LIMIT)}",
+    ]
+    return f"COPY {table.name}\nFROM {quote_literal(source)}\n" + "\n".join(options)
 
-
-def copy_songs_sql(source, iam_role, region, max_errors, manifest=False, gzip=False):
-    return redshift_copy_sql(
-        STAGING_SONGS, source, iam_role, region, "auto", max_errors, copy_options(manifest, gzip)
-    )
-
-
-# Redshift: the server's clock when a run starts. Load errors are read by session and
-# time: pg_last_copy_id() is not updated when the COPY's transaction rolls back, and
-# the errors of a failed COPY are read after the rollback
-# (https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_ID.html). GETDATE() is
-# the statement's start, in seconds (https://docs.aws.amazon.com/redshift/latest/dg/r_GETDATE.html).
-# In UTC, as the load-error logs' start times are: GETDATE() is in the session's time
-# zone, which a user's own setting may change.
-SERVER_NOW_STATEMENTS = ("SET timezone TO 'UTC'", "SELECT GETDATE()")
 
 # The rows this session's COPYs skipped or failed on since a time (a run has one
 # session, and its own start time guards against a reused session id). Columns as
@@ -487,6 +632,7 @@ WHERE session_id = pg_backend_pid()
   AND start_time >= %s
 ORDER BY start_time, file_name, line_number
 """
+
 
 # Redshift's COPY loads any text into the VARCHAR user_id, and the transform casts it to
 # INTEGER: one bad value would abort the whole run. Such events are rejected as the
@@ -534,22 +680,47 @@ DELETE FROM staging_events
 WHERE {INVALID_USER_ID}
 """
 
-# Tables this session's user does not own: Redshift Serverless's temporary credentials
-# name the database user after the IAM identity, and only an owner may drop a table or
-# COPY with STATUPDATE ON.
-TABLES_OWNED_BY_OTHERS_SQL = """
+
+# --- The ledger of loaded files. --------------------------------------------------------
+
+LOADED_FILES_SELECT = """
 SELECT
-    tablename,
-    tableowner
-FROM pg_tables
-WHERE schemaname = CURRENT_SCHEMA()
-  AND tablename IN %s
-  AND tableowner <> CURRENT_USER
-ORDER BY tablename
+    file,
+    size,
+    version
+FROM loaded_files
+WHERE dataset = %s
 """
 
+# This run's files go through a temporary table: a changed (or, with --full-refresh,
+# every) file's old row is replaced in one statement, not one per file.
+NEW_LOADED_FILES_CREATE = "CREATE TEMP TABLE new_loaded_files (LIKE loaded_files)"
 
-# --- Transform: staging → star, the same text on both engines. ----------------------------
+LOADED_FILES_REPLACE = (
+    """
+DELETE FROM loaded_files
+USING new_loaded_files
+WHERE loaded_files.dataset = new_loaded_files.dataset
+  AND loaded_files.file = new_loaded_files.file
+""",
+    f"""
+INSERT INTO loaded_files (
+    {", ".join(LOADED_FILES.column_names)}
+)
+SELECT
+    {", ".join(LOADED_FILES.column_names)}
+FROM new_loaded_files
+""",
+    "DROP TABLE new_loaded_files",
+)
+
+
+# ==============================================================================================
+# 5. The transform: staging into the star tables, the same text on both engines
+# ==============================================================================================
+
+
+# --- Text rules and the play filter ---------------------------------------------------------
 
 # Trailing blanks are significant on both engines: 'Heavy Soul ' is not 'Heavy Soul'.
 # Redshift ignores them in comparisons ("Trailing spaces in VARCHAR and CHAR values are
@@ -567,9 +738,47 @@ def _same_text(a, b):
     return f"{a} = {b} AND OCTET_LENGTH({a}) = OCTET_LENGTH({b})"
 
 
+_AND_IN_A_SUBQUERY = "\n      AND "
+
+
+def _columns(table, alias=""):
+    """The table's columns, one per line, in its order (alias: prefixed with it)."""
+    prefix = f"{alias}." if alias else ""
+    return ",\n    ".join(prefix + column for column in table.column_names)
+
+
+def _insert_new_rows(table, source, alias, existing, same_key):
+    """Insert the rows of source (every column of table, by name) whose key table does
+    not hold yet: the anti-join that makes every insert safe to run again."""
+    return f"""
+INSERT INTO {table.name} (
+    {_columns(table)}
+)
+SELECT
+    {_columns(table, alias)}
+FROM {source} AS {alias}
+WHERE NOT EXISTS (
+    SELECT 1 FROM {table.name} AS {existing} WHERE {same_key}
+)
+"""
+
+
+def _is_play(event="", joiner="\n  AND "):
+    """The play filter, the one definition of a play: a NextSong event by a known user
+    (event: the staging_events alias, if any; joiner: the AND and its layout)."""
+    prefix = f"{event}." if event else ""
+    return f"{prefix}page = 'NextSong'{joiner}{prefix}user_id IS NOT NULL"
+
+
 def _song_match(song, title, artist):
     """The play→song match: the song's title and artist name, exactly as the play's."""
     return f"{_same_text(f'{song}.title', title)}\n       AND {_same_text(f'{song}.artist_name', artist)}"
+
+
+def _closest_song_first(song, length):
+    """Among the songs a play matches, the best first: the duration closest to the play's
+    length, then the smallest song_id. New plays and plays matched again rank by it."""
+    return f"ABS({song}.duration - {length}),\n                {song}.song_id, OCTET_LENGTH({song}.song_id)"
 
 
 # songplays and time are distributed and sorted on start_time (redshift_layout). A
@@ -586,11 +795,10 @@ def _song_match(song, title, artist):
 # lie outside the window are skipped (t_Sorting_data.html). So a daily run reads a day
 # of the fact, not the fact. Every time these statements compare is a staged play's, so
 # the window changes no result.
-PLAYS_WINDOW_SQL = """
+PLAYS_WINDOW_SQL = f"""
 SELECT MIN(ts), MAX(ts)
 FROM staging_events
-WHERE page = 'NextSong'
-  AND user_id IS NOT NULL
+WHERE {_is_play()}
 """
 PLAYS_WINDOW = ("first_play", "last_play")  # the parameters' names, in PLAYS_WINDOW_SQL's order
 
@@ -602,184 +810,6 @@ def in_plays_window(column):
 def uses_plays_window(sql):
     """Does the statement take the plays window as its parameters?"""
     return "%(first_play)s" in sql
-
-
-# A play is a NextSong event by a known user; it is matched, in the warehouse's
-# catalogue, to the song with exactly the same title and artist name (as spelt in that song's
-# own record), and among several such songs to the one whose duration is
-# closest to the event's length (ties: smallest song_id). songplay_id is the MD5 of the
-# natural key (user, session, item in session, start time): one row per natural key,
-# even when staging holds the same event twice, and the same id on every load.
-# (user_id is text in staging, as digits: the loader refuses anything else.)
-# This run's new plays are built in a temporary table first: PostgreSQL runs the join
-# and sort of CREATE TABLE AS in parallel workers, never those of INSERT … SELECT.
-NEW_SONGPLAYS_DROP = "DROP TABLE IF EXISTS new_songplays"
-
-NEW_SONGPLAYS_CREATE = f"""
-CREATE TEMP TABLE new_songplays AS
-WITH plays AS (
-    SELECT
-        -- CHAR(32), the column's type: compared as text, PostgreSQL could not use the
-        -- songplay_id index for the anti-join and would hash the whole fact.
-        CAST(
-            MD5(
-                CAST(CAST(e.user_id AS INTEGER) AS VARCHAR) || '|'
-                || CAST(e.session_id AS VARCHAR) || '|'
-                || CAST(e.item_in_session AS VARCHAR) || '|'
-                || TO_CHAR(e.ts, 'YYYY-MM-DD HH24:MI:SS.MS')
-            ) AS CHAR(32)
-        ) AS songplay_id,
-        e.ts AS start_time,
-        CAST(e.user_id AS INTEGER) AS user_id,
-        e.level,
-        e.session_id,
-        e.item_in_session,
-        e.location,
-        e.user_agent,
-        e.song,
-        e.artist,
-        e.length
-    FROM staging_events AS e
-    WHERE e.page = 'NextSong'
-      AND e.user_id IS NOT NULL
-),
-
-plays_with_best_song AS (
-    SELECT
-        p.*,
-        s.song_id,
-        s.artist_id,
-        -- The event first, by its own columns (staging may hold one natural key twice,
-        -- with different songs: which one is kept must not depend on the catalogue),
-        -- then its closest song.
-        ROW_NUMBER() OVER (
-            PARTITION BY p.songplay_id
-            ORDER BY
-                p.song, OCTET_LENGTH(p.song),
-                p.artist, OCTET_LENGTH(p.artist),
-                p.length,
-                p.level, OCTET_LENGTH(p.level),
-                p.location, OCTET_LENGTH(p.location),
-                p.user_agent, OCTET_LENGTH(p.user_agent),
-                ABS(s.duration - p.length),
-                s.song_id, OCTET_LENGTH(s.song_id)
-        ) AS preference
-    FROM plays AS p
-    LEFT JOIN songs AS s
-        ON {_song_match("s", "p.song", "p.artist")}
-)
-
-SELECT
-    b.songplay_id,
-    b.start_time,
-    b.user_id,
-    b.level,
-    b.song_id,
-    b.artist_id,
-    b.session_id,
-    b.item_in_session,
-    b.location,
-    b.user_agent,
-    b.song AS song_title,
-    b.artist AS artist_name,
-    b.length AS song_length
-FROM plays_with_best_song AS b
-WHERE b.preference = 1
-  AND NOT EXISTS (
-      SELECT 1
-      FROM songplays AS sp
-      WHERE sp.songplay_id = b.songplay_id
-        AND sp.start_time = b.start_time
-        AND {in_plays_window("sp.start_time")}
-  )
-"""
-
-_SONGPLAYS_COLUMNS = ",\n    ".join(SONGPLAYS.column_names)
-SONGPLAYS_INSERT = f"""
-INSERT INTO songplays (
-    {_SONGPLAYS_COLUMNS}
-)
-SELECT
-    {_SONGPLAYS_COLUMNS}
-FROM new_songplays
-"""
-# PostgreSQL appends to the songplay_id index fastest in key order. Redshift has no
-# such index and sorts by its own sort key, start_time: ordering there is wasted work.
-SONGPLAYS_INSERT_IN_KEY_ORDER = SONGPLAYS_INSERT.rstrip() + "\nORDER BY songplay_id\n"
-
-# Each user's latest event in this load (by ts, then itemInSession) carries their
-# current name, gender and level. Kept in a temporary table that the two users
-# statements below read (Redshift's DELETE … USING takes tables, not subqueries).
-LATEST_USER_EVENTS_DROP = "DROP TABLE IF EXISTS latest_user_events"
-
-LATEST_USER_EVENTS_CREATE = """
-CREATE TEMP TABLE latest_user_events AS
-SELECT
-    user_id,
-    first_name,
-    last_name,
-    gender,
-    level,
-    latest_event_at,
-    latest_item_in_session
-FROM (
-    SELECT
-        CAST(e.user_id AS INTEGER) AS user_id,
-        e.first_name,
-        e.last_name,
-        e.gender,
-        e.level,
-        e.ts AS latest_event_at,
-        e.item_in_session AS latest_item_in_session,
-        ROW_NUMBER() OVER (
-            PARTITION BY CAST(e.user_id AS INTEGER)
-            ORDER BY e.ts DESC, e.item_in_session DESC, e.session_id DESC
-        ) AS recency
-    FROM staging_events AS e
-    WHERE e.user_id IS NOT NULL
-) AS ranked
-WHERE recency = 1
-"""
-
-# A user already loaded is replaced only by a newer event, so loading an older window
-# after a newer one never brings back an old level.
-# r_DELETE.html: "DELETE [ FROM ] table_name [ { USING } table_name, ... ]": no alias.
-USERS_DELETE_OUTDATED = """
-DELETE FROM users
-USING latest_user_events
-WHERE users.user_id = latest_user_events.user_id
-  AND (
-      latest_user_events.latest_event_at > users.latest_event_at
-      OR (
-          latest_user_events.latest_event_at = users.latest_event_at
-          AND latest_user_events.latest_item_in_session > users.latest_item_in_session
-      )
-  )
-"""
-
-USERS_INSERT = """
-INSERT INTO users (
-    user_id,
-    first_name,
-    last_name,
-    gender,
-    level,
-    latest_event_at,
-    latest_item_in_session
-)
-SELECT
-    latest.user_id,
-    latest.first_name,
-    latest.last_name,
-    latest.gender,
-    latest.level,
-    latest.latest_event_at,
-    latest.latest_item_in_session
-FROM latest_user_events AS latest
-WHERE NOT EXISTS (
-    SELECT 1 FROM users AS u WHERE u.user_id = latest.user_id
-)
-"""
 
 
 def _unchanged(pairs):
@@ -816,6 +846,7 @@ _MATCH_UNCHANGED = _unchanged(
     ]
 )
 
+
 # Every staged song record is kept (SONG_RECORDS); the run's choices below read all the
 # records of the songs and artists it staged. A run that stages every song file
 # (--full-refresh, a first load, a COPY from a whole prefix, or any run after a song
@@ -824,13 +855,12 @@ _MATCH_UNCHANGED = _unchanged(
 # records of the songs whose records changed (SONG_RECORD_CHANGES_CREATE): rewriting
 # them all would leave every old row on Redshift's disk until its automatic VACUUM
 # DELETE (t_Reclaiming_storage_space202.html), on every run that stages the catalogue.
-_SONG_RECORD_COLUMNS = ",\n    ".join(SONG_RECORDS.column_names)
 SONG_RECORDS_INSERT = f"""
 INSERT INTO song_records (
-    {_SONG_RECORD_COLUMNS}
+    {_columns(SONG_RECORDS)}
 )
 SELECT
-    {_SONG_RECORD_COLUMNS}
+    {_columns(SONG_RECORDS)}
 FROM staging_songs
 """
 
@@ -882,23 +912,16 @@ WHERE {_same_text("song_records.song_id", "song_record_changes.song_id")}
 
 SONG_RECORDS_INSERT_CHANGED = f"""
 INSERT INTO song_records (
-    {_SONG_RECORD_COLUMNS}
+    {_columns(SONG_RECORDS)}
 )
 SELECT
-    {_SONG_RECORD_COLUMNS}
+    {_columns(SONG_RECORDS)}
 FROM staging_songs AS staged
 WHERE EXISTS (
     SELECT 1 FROM song_record_changes AS changed WHERE {_same_text("changed.song_id", "staged.song_id")}
 )
 """
 
-# A run that stages every song file: the kept records become exactly the staged ones.
-SONG_RECORDS_REPLACE_STEPS = (
-    ("song_record_changes", SONG_RECORD_CHANGES_DROP),
-    ("song_record_changes", SONG_RECORD_CHANGES_CREATE),
-    ("song_records", SONG_RECORDS_DELETE_CHANGED),
-    ("song_records", SONG_RECORDS_INSERT_CHANGED),
-)
 
 # One row per song_id: of all its records, the one with the smallest title, then
 # duration (then artist_id, artist name and year, so that the choice never depends on
@@ -966,27 +989,10 @@ FROM song_changes AS changed
 WHERE {_same_text("songs.song_id", "changed.song_id")}
 """
 
-SONGS_INSERT = f"""
-INSERT INTO songs (
-    song_id,
-    title,
-    artist_id,
-    year,
-    duration,
-    artist_name
+SONGS_INSERT = _insert_new_rows(
+    SONGS, "song_changes", "changed", "existing", _same_text("existing.song_id", "changed.song_id")
 )
-SELECT
-    changed.song_id,
-    changed.title,
-    changed.artist_id,
-    changed.year,
-    changed.duration,
-    changed.artist_name
-FROM song_changes AS changed
-WHERE NOT EXISTS (
-    SELECT 1 FROM songs AS existing WHERE {_same_text("existing.song_id", "changed.song_id")}
-)
-"""
+
 
 # One row per artist_id. The same id arrives with different name spellings; of all the
 # artist's song records, the artist's row is the one with the most common spelling
@@ -1065,25 +1071,10 @@ FROM artist_changes AS changed
 WHERE {_same_text("artists.artist_id", "changed.artist_id")}
 """
 
-ARTISTS_INSERT = f"""
-INSERT INTO artists (
-    artist_id,
-    name,
-    location,
-    latitude,
-    longitude
+ARTISTS_INSERT = _insert_new_rows(
+    ARTISTS, "artist_changes", "changed", "existing", _same_text("existing.artist_id", "changed.artist_id")
 )
-SELECT
-    changed.artist_id,
-    changed.name,
-    changed.location,
-    changed.latitude,
-    changed.longitude
-FROM artist_changes AS changed
-WHERE NOT EXISTS (
-    SELECT 1 FROM artists AS existing WHERE {_same_text("existing.artist_id", "changed.artist_id")}
-)
-"""
+
 
 # Plays already loaded are matched again when this run changed the candidates of what
 # they played: every (title, artist name) of a song added or changed, and what a
@@ -1114,8 +1105,7 @@ FROM (
         ROW_NUMBER() OVER (
             PARTITION BY sp.songplay_id
             ORDER BY
-                ABS(s.duration - sp.song_length),
-                s.song_id, OCTET_LENGTH(s.song_id)
+                {_closest_song_first("s", "sp.song_length")}
         ) AS preference
     FROM songplays AS sp
     JOIN (
@@ -1170,6 +1160,158 @@ FROM songplays
 LIMIT 0
 """
 
+
+# A play is a NextSong event by a known user; it is matched, in the warehouse's
+# catalogue, to the song with exactly the same title and artist name (as spelt in that song's
+# own record), and among several such songs to the one whose duration is
+# closest to the event's length (ties: smallest song_id). songplay_id is the MD5 of the
+# natural key (user, session, item in session, start time): one row per natural key,
+# even when staging holds the same event twice, and the same id on every load.
+# (user_id is text in staging, as digits: the loader refuses anything else.)
+# This run's new plays are built in a temporary table first: PostgreSQL runs the join
+# and sort of CREATE TABLE AS in parallel workers, never those of INSERT … SELECT.
+NEW_SONGPLAYS_DROP = "DROP TABLE IF EXISTS new_songplays"
+
+NEW_SONGPLAYS_CREATE = f"""
+CREATE TEMP TABLE new_songplays AS
+WITH plays AS (
+    SELECT
+        -- CHAR(32), the column's type: compared as text, PostgreSQL could not use the
+        -- songplay_id index for the anti-join and would hash the whole fact.
+        CAST(
+            MD5(
+                CAST(CAST(e.user_id AS INTEGER) AS VARCHAR) || '|'
+                || CAST(e.session_id AS VARCHAR) || '|'
+                || CAST(e.item_in_session AS VARCHAR) || '|'
+                || TO_CHAR(e.ts, 'YYYY-MM-DD HH24:MI:SS.MS')
+            ) AS CHAR(32)
+        ) AS songplay_id,
+        e.ts AS start_time,
+        CAST(e.user_id AS INTEGER) AS user_id,
+        e.level,
+        e.session_id,
+        e.item_in_session,
+        e.location,
+        e.user_agent,
+        e.song,
+        e.artist,
+        e.length
+    FROM staging_events AS e
+    WHERE {_is_play("e", joiner=_AND_IN_A_SUBQUERY)}
+),
+
+plays_with_best_song AS (
+    SELECT
+        p.*,
+        s.song_id,
+        s.artist_id,
+        -- The event first, by its own columns (staging may hold one natural key twice,
+        -- with different songs: which one is kept must not depend on the catalogue),
+        -- then its closest song.
+        ROW_NUMBER() OVER (
+            PARTITION BY p.songplay_id
+            ORDER BY
+                p.song, OCTET_LENGTH(p.song),
+                p.artist, OCTET_LENGTH(p.artist),
+                p.length,
+                p.level, OCTET_LENGTH(p.level),
+                p.location, OCTET_LENGTH(p.location),
+                p.user_agent, OCTET_LENGTH(p.user_agent),
+                {_closest_song_first("s", "p.length")}
+        ) AS preference
+    FROM plays AS p
+    LEFT JOIN songs AS s
+        ON {_song_match("s", "p.song", "p.artist")}
+)
+
+SELECT
+    b.songplay_id,
+    b.start_time,
+    b.user_id,
+    b.level,
+    b.song_id,
+    b.artist_id,
+    b.session_id,
+    b.item_in_session,
+    b.location,
+    b.user_agent,
+    b.song AS song_title,
+    b.artist AS artist_name,
+    b.length AS song_length
+FROM plays_with_best_song AS b
+WHERE b.preference = 1
+  AND NOT EXISTS (
+      SELECT 1
+      FROM songplays AS sp
+      WHERE sp.songplay_id = b.songplay_id
+        AND sp.start_time = b.start_time
+        AND {in_plays_window("sp.start_time")}
+  )
+"""
+
+SONGPLAYS_INSERT = f"""
+INSERT INTO songplays (
+    {_columns(SONGPLAYS)}
+)
+SELECT
+    {_columns(SONGPLAYS)}
+FROM new_songplays
+"""
+
+
+# Each user's latest event in this load (by ts, then itemInSession) carries their
+# current name, gender and level. Kept in a temporary table that the two users
+# statements below read (Redshift's DELETE … USING takes tables, not subqueries).
+LATEST_USER_EVENTS_DROP = "DROP TABLE IF EXISTS latest_user_events"
+
+LATEST_USER_EVENTS_CREATE = """
+CREATE TEMP TABLE latest_user_events AS
+SELECT
+    user_id,
+    first_name,
+    last_name,
+    gender,
+    level,
+    latest_event_at,
+    latest_item_in_session
+FROM (
+    SELECT
+        CAST(e.user_id AS INTEGER) AS user_id,
+        e.first_name,
+        e.last_name,
+        e.gender,
+        e.level,
+        e.ts AS latest_event_at,
+        e.item_in_session AS latest_item_in_session,
+        ROW_NUMBER() OVER (
+            PARTITION BY CAST(e.user_id AS INTEGER)
+            ORDER BY e.ts DESC, e.item_in_session DESC, e.session_id DESC
+        ) AS recency
+    FROM staging_events AS e
+    WHERE e.user_id IS NOT NULL
+) AS ranked
+WHERE recency = 1
+"""
+
+# A user already loaded is replaced only by a newer event, so loading an older window
+# after a newer one never brings back an old level.
+# r_DELETE.html: "DELETE [ FROM ] table_name [ { USING } table_name, ... ]": no alias.
+USERS_DELETE_OUTDATED = """
+DELETE FROM users
+USING latest_user_events
+WHERE users.user_id = latest_user_events.user_id
+  AND (
+      latest_user_events.latest_event_at > users.latest_event_at
+      OR (
+          latest_user_events.latest_event_at = users.latest_event_at
+          AND latest_user_events.latest_item_in_session > users.latest_item_in_session
+      )
+  )
+"""
+
+USERS_INSERT = _insert_new_rows(USERS, "latest_user_events", "latest", "u", "u.user_id = latest.user_id")
+
+
 # One row per distinct play time; EXTRACT(WEEK) is the ISO week, DOW 0 = Sunday, on both
 # engines: "The week number calculation follows the ISO 8601 standard."
 # (r_DATE_PART_function.html); dow "Returns an integer from 0–6, starting with Sunday."
@@ -1179,13 +1321,7 @@ LIMIT 0
 # (a quality check proves it). Inserted in time order: PostgreSQL appends to its index.
 TIME_INSERT = f"""
 INSERT INTO time (
-    start_time,
-    hour,
-    day,
-    week,
-    month,
-    year,
-    weekday
+    {_columns(TIME)}
 )
 SELECT
     new_times.start_time,
@@ -1198,8 +1334,7 @@ SELECT
 FROM (
     SELECT DISTINCT e.ts AS start_time
     FROM staging_events AS e
-    WHERE e.page = 'NextSong'
-      AND e.user_id IS NOT NULL
+    WHERE {_is_play("e", joiner=_AND_IN_A_SUBQUERY)}
       AND NOT EXISTS (
           SELECT 1 FROM time AS t WHERE t.start_time = e.ts AND {in_plays_window("t.start_time")}
       )
@@ -1207,186 +1342,146 @@ FROM (
 ORDER BY new_times.start_time
 """
 
-# (table, statement) in run order, in three parts. The catalogue goes first: plays are
+
+# --- The transform as a list of steps -----------------------------------------------------
+# The run (sparkify.transform) sends the steps whose condition holds, in this order;
+# --dry-run prints every one with its condition. The catalogue goes first: plays are
 # matched against the songs in the warehouse, which a run without new song files does
 # not stage again; then plays already loaded are matched again, before this run's plays
-# are added. etl.transform runs the catalogue's part only when the run staged song files
-# (every statement of it reads what staging_songs brings), and the matching again only
-# when the catalogue part changed a song (it can change a match only then).
-CATALOGUE_STEPS = (
-    ("song_records", SONG_RECORDS_INSERT),
-    ("song_changes", SONG_CHANGES_DROP),
-    ("song_changes", SONG_CHANGES_CREATE),
-    ("songs", SONGS_UPDATE),
-    ("songs", SONGS_INSERT),
-    ("artist_changes", ARTIST_CHANGES_DROP),
-    ("artist_changes", ARTIST_CHANGES_CREATE),
-    ("artists", ARTISTS_UPDATE),
-    ("artists", ARTISTS_INSERT),
-)
-REMATCH_STEPS = (
-    ("rematched_plays", REMATCHED_PLAYS_DROP),
-    ("rematched_plays", REMATCHED_PLAYS_CREATE),
-    ("songplays", SONGPLAYS_REMATCH),
-)
-NO_REMATCH_STEPS = (
-    ("rematched_plays", REMATCHED_PLAYS_DROP),
-    ("rematched_plays", REMATCHED_PLAYS_NONE),
-)
-PLAY_STEPS = (
-    ("new_songplays", NEW_SONGPLAYS_DROP),
-    ("new_songplays", NEW_SONGPLAYS_CREATE),
-    ("songplays", SONGPLAYS_INSERT),
-    ("latest_user_events", LATEST_USER_EVENTS_DROP),
-    ("latest_user_events", LATEST_USER_EVENTS_CREATE),
-    ("users", USERS_DELETE_OUTDATED),
-    ("users", USERS_INSERT),
-    ("time", TIME_INSERT),
-)
-TRANSFORM_STEPS = CATALOGUE_STEPS + REMATCH_STEPS + PLAY_STEPS
+# are added. The catalogue's statements run only when the run staged song files (each
+# of them reads what staging_songs brings), and the matching again only when the
+# catalogue changed a song (it can change a match only then).
 
-# Did the catalogue part change a song? Counted, not taken from the CREATE's row count:
-# Redshift documents no row count for CREATE TABLE AS, and psycopg2 then says -1.
-SONG_CHANGES_COUNT = "SELECT COUNT(*) FROM song_changes"
+# What a step does, for the run.
+STATEMENT = "statement"  # run it, and say what it did (Step.logs) with its row count
+PLAYS_WINDOW_READ = "plays window"  # read the window that later statements take as parameters
+COUNT = "count"  # count rows: more than none makes Step.decides hold, none its opposite
+ANALYZE = "analyze"  # PostgreSQL's statistics of the table
 
-# The temporary tables later statements (and the checks) read.
-RUN_TEMP_TABLES_CREATE = (
-    SONG_RECORD_CHANGES_CREATE,
-    SONG_CHANGES_CREATE,
-    ARTIST_CHANGES_CREATE,
-    REMATCHED_PLAYS_CREATE,
-    NEW_SONGPLAYS_CREATE,
-    LATEST_USER_EVENTS_CREATE,
-)
+# The conditions a step runs on, as --dry-run says them; the run knows each as it goes.
+SONG_FILES_STAGED = "if this run staged song files"
+EVERY_SONG_FILE_STAGED = "if this run staged every song file"
+SOME_SONG_FILES_STAGED = "if this run staged some song files, not all"
+A_SONG_CHANGED = "if this run changed a song"
+NO_SONG_CHANGED = "if it changed none"
+WROTE_A_TENTH = "if this insert wrote more than a tenth of it"
+OPPOSITES = {A_SONG_CHANGED: NO_SONG_CHANGED}
+
+# After which steps PostgreSQL analyses the table (Redshift analyses on its own: see
+# transform_plan): always (a temporary table that later statements and the checks
+# read), or when the insert wrote more than a tenth of the star table.
+ALWAYS = "always"
+IF_IT_GREW = "if it grew"
 
 
-def for_engine(steps, engine):
-    """Steps as the engine runs them: on PostgreSQL the songplays insert in key order, and
-    statistics for the temporary tables right after they are made, so that the
-    statements reading them (and the checks) are planned for their real size: a day's
-    plays, not a guess. Redshift analyzes a CREATE TABLE AS on its own
-    (https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html)."""
-    if not engine.explicit_analyze:
-        return list(steps)
-    ready = []
-    for table, sql in steps:
-        ready.append((table, SONGPLAYS_INSERT_IN_KEY_ORDER if sql is SONGPLAYS_INSERT else sql))
-        if sql in RUN_TEMP_TABLES_CREATE:
-            ready.append((table, f"ANALYZE {table}"))
-    return ready
+class Step(NamedTuple):
+    table: str  # the table it writes or makes (or reads, for a count)
+    sql: str
+    when: str | None = None  # the condition it runs on; None: always
+    kind: str = STATEMENT
+    logs: str | None = None  # what the run says after it, of its row count; None: nothing
+    analyze: str | None = None  # ALWAYS or IF_IT_GREW: PostgreSQL analyses the table after it
+    in_order_of: str | None = None  # the key an engine that orders inserts inserts in
+    decides: str | None = None  # COUNT: the condition that holds when it counts any row
+    says: str | None = None  # what --dry-run says of it, when not its table and condition
+
+    def describe(self):
+        if self.says:
+            return self.says
+        return f"{self.table}, {self.when}" if self.when else self.table
 
 
-def catalogue_steps(engine, whole_catalogue=False):
-    """CATALOGUE_STEPS; with whole_catalogue (the run staged every song file) the kept
-    song records become this run's, instead of taking them in addition."""
-    records = SONG_RECORDS_REPLACE_STEPS if whole_catalogue else CATALOGUE_STEPS[:1]
-    return for_engine(records + CATALOGUE_STEPS[1:], engine)
-
-
-def transform_steps(engine, whole_catalogue=False):
-    """Every transform statement in run order, each part as if it ran (--dry-run, tests)."""
+def _temporary(table, drop, create, when=None):
+    """A temporary table made again by the run: dropped if a step earlier in the same
+    transaction made it, then created and (PostgreSQL) analysed."""
     return (
-        catalogue_steps(engine, whole_catalogue)
-        + for_engine(REMATCH_STEPS, engine)
-        + for_engine(PLAY_STEPS, engine)
+        Step(table, drop, when),
+        Step(table, create, when, logs="%d rows", analyze=ALWAYS),
     )
 
 
-# One run at a time per warehouse (etl.py and create_tables.py), for the length of the
-# run's transaction.
-# PostgreSQL: a transaction-level advisory lock, waiting at most lock_timeout.
-# Redshift: LOCK on a table of its own, waiting at most statement_timeout, then the
-# session's own timeout is restored with RESET (SET … TO 0 would throw away the user's
-# or the parameter group's; https://docs.aws.amazon.com/redshift/latest/dg/r_RESET.html).
-# Redshift takes a transaction's snapshot at its first SELECT, DML or CREATE TABLE
-# ("Serializable isolation",
-# https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html): a LOCK after
-# any of them would let a run that waited work on a snapshot from before the other run
-# committed. So LOCK is the first statement that touches data, and its table is created
-# beforehand, in a transaction of its own (RUN_LOCK_TABLE_CREATE).
-RUN_LOCK_KEY = 5_350_001_142  # any 64-bit number, the same for every run
-RUN_LOCK_TABLE_CREATE = "CREATE TABLE IF NOT EXISTS etl_run_lock (locked_at TIMESTAMP)"
-
-
-def redshift_preparation_steps(read_clock, probes=()):
-    """(what, SQL) of the transaction of its own that precedes a Redshift run's: the
-    owners' check, for etl.py the tables written outside the run lock (probes:
-    table_probes(WRITTEN_OUTSIDE_THE_LOCK)), the lock's table, and for etl.py the
-    server's clock."""
-    steps = [
-        ("before the run: tables this user does not own", TABLES_OWNED_BY_OTHERS_SQL),
-        *(("before the run: tables a failed run writes after its rollback", sql) for sql in probes),
-        ("before the run: the lock's table", RUN_LOCK_TABLE_CREATE),
-    ]
-    if read_clock:
-        steps += [
-            ("before the run: the server's clock in UTC, to read this run's load errors", statement)
-            for statement in SERVER_NOW_STATEMENTS
-        ]
-    return [*steps, ("before the run", "COMMIT")]
-
-
-def run_lock_statements(engine, timeout_seconds):
-    """The statements that open a run's transaction and take the run lock; the one that
-    waits is the second on both engines."""
-    seconds = int(timeout_seconds)
-    if engine.advisory_lock:
-        return [f"SET LOCAL lock_timeout = '{seconds}s'", f"SELECT pg_advisory_xact_lock({RUN_LOCK_KEY})"]
-    return [
-        f"SET statement_timeout TO {seconds * 1000}",
-        "LOCK etl_run_lock",
-        "RESET statement_timeout",
-    ]
-
-
-# PostgreSQL only, for the run's transaction. The transform sorts and hashes whole
-# staging tables; the default 4 MB of work memory would spill them to disk. JIT
-# compilation costs more than it saves on these queries (checks at 1M events: 5.2 s with
-# it, 3.4 s without). Free parallel setup lets CREATE TEMP TABLE … AS join and sort in
-# parallel workers (new songplays at 1M: 4.8 s → 3.1 s).
-POSTGRES_RUN_SETTINGS = (
-    "SET LOCAL work_mem = '256MB'",
-    "SET LOCAL jit = off",
-    "SET LOCAL parallel_setup_cost = 0",
-    "SET LOCAL parallel_tuple_cost = 0",
+PLAYS_WINDOW_STEP = Step(
+    "plays window",
+    PLAYS_WINDOW_SQL,
+    kind=PLAYS_WINDOW_READ,
+    says="this run's first and last play: songplays and time are read between them",
 )
 
+CATALOGUE_STEPS = (
+    Step("song_records", SONG_RECORDS_INSERT, SOME_SONG_FILES_STAGED, logs="+%d rows"),
+    *_temporary(
+        "song_record_changes", SONG_RECORD_CHANGES_DROP, SONG_RECORD_CHANGES_CREATE, EVERY_SONG_FILE_STAGED
+    ),
+    Step("song_records", SONG_RECORDS_DELETE_CHANGED, EVERY_SONG_FILE_STAGED, logs="%d rows replaced"),
+    Step("song_records", SONG_RECORDS_INSERT_CHANGED, EVERY_SONG_FILE_STAGED, logs="+%d rows"),
+    *_temporary("song_changes", SONG_CHANGES_DROP, SONG_CHANGES_CREATE, SONG_FILES_STAGED),
+    Step("songs", SONGS_UPDATE, SONG_FILES_STAGED, logs="%d rows changed by new records"),
+    Step("songs", SONGS_INSERT, SONG_FILES_STAGED, logs="+%d rows", analyze=IF_IT_GREW),
+    *_temporary("artist_changes", ARTIST_CHANGES_DROP, ARTIST_CHANGES_CREATE, SONG_FILES_STAGED),
+    Step("artists", ARTISTS_UPDATE, SONG_FILES_STAGED, logs="%d rows changed by new records"),
+    Step("artists", ARTISTS_INSERT, SONG_FILES_STAGED, logs="+%d rows", analyze=IF_IT_GREW),
+    # Counted, not taken from the CREATE's row count: Redshift documents no row count
+    # for CREATE TABLE AS, and psycopg2 then says -1.
+    Step(
+        "song_changes",
+        "SELECT COUNT(*) FROM song_changes",
+        SONG_FILES_STAGED,
+        kind=COUNT,
+        decides=A_SONG_CHANGED,
+    ),
+)
+REMATCH_STEPS = (
+    *_temporary("rematched_plays", REMATCHED_PLAYS_DROP, REMATCHED_PLAYS_CREATE, A_SONG_CHANGED),
+    Step("songplays", SONGPLAYS_REMATCH, A_SONG_CHANGED, logs="%d plays matched again"),
+    # Empty, with nothing to analyse.
+    Step("rematched_plays", REMATCHED_PLAYS_DROP, NO_SONG_CHANGED),
+    Step("rematched_plays", REMATCHED_PLAYS_NONE, NO_SONG_CHANGED, logs="%d rows"),
+)
+PLAY_STEPS = (
+    *_temporary("new_songplays", NEW_SONGPLAYS_DROP, NEW_SONGPLAYS_CREATE),
+    Step(
+        "songplays",
+        SONGPLAYS_INSERT,
+        logs="+%d rows",
+        analyze=IF_IT_GREW,
+        # PostgreSQL appends to the songplay_id index fastest in key order. Redshift has
+        # no such index and sorts by its own sort key, start_time.
+        in_order_of="songplay_id",
+    ),
+    *_temporary("latest_user_events", LATEST_USER_EVENTS_DROP, LATEST_USER_EVENTS_CREATE),
+    Step("users", USERS_DELETE_OUTDATED, logs="%d rows to refresh from newer events"),
+    Step("users", USERS_INSERT, logs="+%d rows", analyze=IF_IT_GREW),
+    Step("time", TIME_INSERT, logs="+%d rows", analyze=IF_IT_GREW),
+)
+TRANSFORM_STEPS = (PLAYS_WINDOW_STEP, *CATALOGUE_STEPS, *REMATCH_STEPS, *PLAY_STEPS)
 
-def table_probes(tables):
-    """One SELECT per table of every column and no row: each fails if the warehouse lacks
-    the table or a column (a warehouse made by an older version). Redshift's SELECT takes
-    `LIMIT { number | ALL }` (https://docs.aws.amazon.com/redshift/latest/dg/r_SELECT_synopsis.html)."""
-    return [f"SELECT {', '.join(table.column_names)} FROM {table.name} LIMIT 0" for table in tables]
+# The temporary tables later statements (and the checks) read.
+RUN_TEMP_TABLES_CREATE = tuple(step.sql for step in TRANSFORM_STEPS if step.analyze == ALWAYS)
 
 
-# The tables a run writes outside the run lock: a failed run writes its etl_runs row and
-# its rejects after its rollback (etl.save_failed_run, etl.save_rejects), while another
-# run may hold the lock. At SERIALIZABLE isolation (the default of older provisioned
-# clusters) Redshift stops a transaction that cannot be serialized with error 1023, and
-# table writes are ordered by their table locks (c_serial_isolation.html,
-# c_write_readwrite.html): a run that had read etl_runs, then inserts its own row after a
-# failed run committed one, would be rolled back at its last statement. So a Redshift
-# run's transaction never reads these two tables: they are probed before the lock, in the
-# transaction that prepares the run (redshift_preparation_steps). PostgreSQL's
-# serializable isolation finds no conflict between inserts, and its runs read them
-# nowhere but in these probes.
-WRITTEN_OUTSIDE_THE_LOCK = (LOAD_REJECTS, ETL_RUNS)
+def transform_plan(engine, steps=TRANSFORM_STEPS):
+    """The steps as the engine runs them. PostgreSQL inserts in key order where a step
+    says so, and gets statistics: for a temporary table right after it is made (the
+    statements reading it, and the checks, are then planned for its real size: a day's
+    plays, not a guess), and for a star table after an insert that wrote more than a
+    tenth of it (unanalysed, the songs of a first load were planned as a few thousand
+    rows, and matching plays to them took a slower merge join). Redshift analyses a
+    CREATE TABLE AS on its own (https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html)
+    and sorts by its sort key."""
+    plan = []
+    for step in steps:
+        if step.in_order_of and engine.orders_inserts:
+            step = step._replace(sql=f"{step.sql.rstrip()}\nORDER BY {step.in_order_of}\n")
+        plan.append(step)
+        if step.analyze and engine.explicit_analyze:
+            when, logs = (step.when, None) if step.analyze == ALWAYS else (WROTE_A_TENTH, "analyzed")
+            plan.append(Step(step.table, f"ANALYZE {step.table}", when, kind=ANALYZE, logs=logs))
+    return plan
 
 
-def tables_probed_in_the_run(engine):
-    """The tables the run's transaction probes right after the lock."""
-    every_table = (*ALL_TABLES, ETL_RUNS)
-    if not engine.serializable_tables:
-        return every_table
-    return tuple(table for table in every_table if table not in WRITTEN_OUTSIDE_THE_LOCK)
-
-
-def has_rows_sql(table_name):
-    return f"SELECT EXISTS (SELECT 1 FROM {table_name})"
-
-
-def count_rows_sql(table):
-    return f"SELECT COUNT(*) FROM {table.name}"
+# ==============================================================================================
+# 6. The data quality checks
+# ==============================================================================================
 
 
 # --- Data quality checks, after every load that staged a file, and by --check-only. -----
@@ -1399,15 +1494,6 @@ def count_rows_sql(table):
 #   A daily load then checks a day, not the warehouse.
 WHOLE_TABLES = "whole tables"
 THIS_RUN = "this run"
-
-TABLE_KEYS = {
-    "songplays": ("songplay_id",),
-    "users": ("user_id",),
-    "songs": ("song_id",),
-    "artists": ("artist_id",),
-    "time": ("start_time",),
-}
-NATURAL_KEY = ("user_id", "session_id", "item_in_session", "start_time")
 
 # Where this run's rows of each star table come from: (table, key column).
 RUN_ROWS = {
@@ -1475,11 +1561,11 @@ def _unique_key_check(table, columns, scope, run_rows=None):
     )
 
 
-def _relationship_check(column, parent, parent_column, scope):
-    """Run scope: this run's new plays, for users also every user it refreshed, and for
-    songs and artists also the plays it matched again."""
-    plays = "songplays" if scope == WHOLE_TABLES else "new_songplays"
-    ids = f"SELECT sp.{column} AS id FROM {plays} AS sp"
+def _relationship_check(table, column, parent, parent_column, scope):
+    """Run scope: this run's new rows (of songplays: its new plays), for users also every
+    user it refreshed, and for songs and artists also the plays it matched again."""
+    rows = table if scope == WHOLE_TABLES else RUN_ROWS[table][0]
+    ids = f"SELECT sp.{column} AS id FROM {rows} AS sp"
     if scope == THIS_RUN and parent == "users":
         ids += "\n    UNION ALL\n    SELECT user_id FROM latest_user_events"
     if scope == THIS_RUN and parent in ("songs", "artists"):
@@ -1493,7 +1579,7 @@ def _relationship_check(column, parent, parent_column, scope):
     if scope == THIS_RUN and parent in _BY_START_TIME:
         same += f" AND {in_plays_window(parent_key)}"
     return (
-        f"every songplays.{column} is in {parent}",
+        f"every {table}.{column} is in {parent}",
         f"SELECT COUNT(*)\nFROM (\n    {ids}\n) AS child\nWHERE child.id IS NOT NULL\n"
         f"  AND NOT EXISTS (\n      SELECT 1 FROM {parent} AS p WHERE {same}\n  )",
         "0",
@@ -1509,8 +1595,7 @@ def _staged_plays_missing_check(scope):
         "every NextSong event with a user in staging is in songplays",
         f"""SELECT COUNT(*)
 FROM staging_events AS e
-WHERE e.page = 'NextSong'
-  AND e.user_id IS NOT NULL
+WHERE {_is_play("e")}
   AND NOT EXISTS (
       SELECT 1
       FROM songplays AS sp
@@ -1529,7 +1614,7 @@ WHERE e.page = 'NextSong'
 # source has: plays and users in staging (this run's, or after --check-only the last
 # local run's: a Redshift run stages into temporary tables, so there --check-only finds
 # none), song records kept.
-STAGED_PLAYS = "staging_events WHERE page = 'NextSong' AND user_id IS NOT NULL"
+STAGED_PLAYS = f"staging_events WHERE {_is_play(joiner=' AND ')}"
 LOADED_SOURCES = {
     "songplays": ("plays are staged", STAGED_PLAYS),
     "users": ("events with a user are staged", "staging_events WHERE user_id IS NOT NULL"),
@@ -1556,61 +1641,43 @@ def _not_empty_check(table, scope):
 
 
 def quality_checks(scope):
-    """(name, sql, expected) in run order."""
+    """(name, sql, expected) in run order: from each star table's keys and references."""
+    referencing = [(table, reference) for table in STAR_TABLES for reference in table.references]
     return (
         *(
-            _null_key_check(table, column, scope)
-            for table, columns in TABLE_KEYS.items()
-            for column in columns
+            _null_key_check(table.name, column, scope)
+            for table in STAR_TABLES
+            for column in table.primary_key
         ),
-        _null_key_check("songplays", "user_id", scope),
-        _null_key_check("songplays", "start_time", scope),
-        *(_unique_key_check(table, columns, scope) for table, columns in TABLE_KEYS.items()),
-        _unique_key_check("songplays", NATURAL_KEY, scope, ("start_time", "new_songplays", "start_time")),
-        _relationship_check("user_id", "users", "user_id", scope),
-        _relationship_check("start_time", "time", "start_time", scope),
-        _relationship_check("song_id", "songs", "song_id", scope),
-        _relationship_check("artist_id", "artists", "artist_id", scope),
+        *(
+            _null_key_check(table.name, reference.column, scope)
+            for table, reference in referencing
+            if "NOT NULL" in dict(table.columns)[reference.column]
+        ),
+        *(_unique_key_check(table.name, table.primary_key, scope) for table in STAR_TABLES),
+        *(
+            _unique_key_check(
+                table.name, table.natural_key, scope, ("start_time", "new_songplays", "start_time")
+            )
+            for table in STAR_TABLES
+            if table.natural_key
+        ),
+        *(_relationship_check(table.name, *reference, scope) for table, reference in referencing),
         _staged_plays_missing_check(scope),
         *(_not_empty_check(table, scope) for table in STAR_TABLES),
     )
 
 
-QUALITY_CHECKS = quality_checks(WHOLE_TABLES)
+# A user's check that fails on PostgreSQL rolls back to here, and the run goes on
+# (Redshift has no savepoints: there the error ends the run).
+CHECK_SAVEPOINT = "SAVEPOINT quality_check"
+CHECK_SAVEPOINT_ROLLBACK = "ROLLBACK TO SAVEPOINT quality_check"
+CHECK_SAVEPOINT_RELEASE = "RELEASE SAVEPOINT quality_check"
 
 
-# --- The ledger of loaded files. --------------------------------------------------------
-
-LOADED_FILES_SELECT = """
-SELECT
-    file,
-    size,
-    version
-FROM loaded_files
-WHERE dataset = %s
-"""
-
-# This run's files go through a temporary table: a changed (or, with --full-refresh,
-# every) file's old row is replaced in one statement, not one per file.
-NEW_LOADED_FILES_CREATE = "CREATE TEMP TABLE new_loaded_files (LIKE loaded_files)"
-
-LOADED_FILES_REPLACE = (
-    """
-DELETE FROM loaded_files
-USING new_loaded_files
-WHERE loaded_files.dataset = new_loaded_files.dataset
-  AND loaded_files.file = new_loaded_files.file
-""",
-    f"""
-INSERT INTO loaded_files (
-    {", ".join(LOADED_FILES.column_names)}
-)
-SELECT
-    {", ".join(LOADED_FILES.column_names)}
-FROM new_loaded_files
-""",
-    "DROP TABLE new_loaded_files",
-)
+# ==============================================================================================
+# 7. The run's record
+# ==============================================================================================
 
 
 # --- The ledger of runs. -------------------------------------------------------------------

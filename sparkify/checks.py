@@ -1,5 +1,6 @@
 """Data quality checks: built-in ones from sql_queries plus the user's [CHECK …] sections."""
 
+import logging
 import re
 from typing import NamedTuple
 
@@ -7,6 +8,10 @@ import psycopg2
 
 import sql_queries
 from sparkify.config import UserCheck
+from sparkify.errors import ChecksFailed
+from sparkify.transform import is_large_share
+
+log = logging.getLogger("sparkify")
 
 COMPARISON = re.compile(r"(==|=|!=|>=|<=|>|<)?\s*(-?\d+(?:\.\d+)?)")
 OPERATORS = {
@@ -74,7 +79,7 @@ def run_checks(cursor, checks, engine):
 
 def _query_result(cursor, check, savepoint):
     if savepoint:
-        cursor.execute("SAVEPOINT quality_check")
+        cursor.execute(sql_queries.CHECK_SAVEPOINT)
     try:
         cursor.execute(check.sql, check.parameters)
         row = cursor.fetchone()
@@ -82,8 +87,49 @@ def _query_result(cursor, check, savepoint):
         raise
     except psycopg2.Error:
         if savepoint:
-            cursor.execute("ROLLBACK TO SAVEPOINT quality_check")
+            cursor.execute(sql_queries.CHECK_SAVEPOINT_ROLLBACK)
         raise
     if savepoint:
-        cursor.execute("RELEASE SAVEPOINT quality_check")
+        cursor.execute(sql_queries.CHECK_SAVEPOINT_RELEASE)
     return row[0] if row else None
+
+
+def check_quality(cursor, config, scope=sql_queries.WHOLE_TABLES, plays_window=None):
+    """Run every check in a scope, say how many passed, and raise ChecksFailed if any
+    failed (the run's transaction then rolls back)."""
+    results = run_checks(cursor, all_checks(config, scope, plays_window), config.engine)
+    failed = [result for result in results if not result.passed]
+    for result in failed:
+        log.error("check failed: %s: expected %s, found %s", result.name, result.expected, result.found)
+    log.info("checks: %d passed, %d failed (%s)", len(results) - len(failed), len(failed), scope)
+    if failed:
+        raise ChecksFailed(
+            f"{len(failed)} data quality check(s) failed: " + "; ".join(r.name for r in failed)
+        )
+    return results
+
+
+def rows_added(rows_before, rows_after):
+    """Rows new to each star table. A user the run refreshed was deleted and inserted
+    again: written, not added."""
+    return {name: rows_after[name] - rows_before[name] for name in rows_after}
+
+
+def check_scope(rows_before, rows_after):
+    """This run's rows, unless it added more than LARGE_RUN_SHARE of some star table
+    (a first load): then whole tables."""
+    added = rows_added(rows_before, rows_after)
+    large = any(is_large_share(added[name], rows_before[name]) for name in added)
+    return sql_queries.WHOLE_TABLES if large else sql_queries.THIS_RUN
+
+
+# What --dry-run says of the checks' scope: it shows the run scope's SQL (check_scope).
+CHECK_SCOPE_PLANNED = "this run's rows; whole tables if it added more than a tenth of a star table"
+
+
+def planned_statements(config):
+    """(what, SQL) of the checks after a load (--dry-run)."""
+    return [
+        (f"check: {check.name} (expected {check.expected}; {CHECK_SCOPE_PLANNED})", check.sql)
+        for check in all_checks(config, sql_queries.THIS_RUN)
+    ]

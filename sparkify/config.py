@@ -15,6 +15,7 @@ from urllib.parse import unquote
 import psycopg2
 from psycopg2.extensions import parse_dsn
 
+from sparkify.datasets import DATASETS, SOURCE_KEYS
 from sparkify.engines import ENGINES, TARGETS
 from sparkify.engines import POSTGRES as _POSTGRES
 from sparkify.engines import REDSHIFT as _REDSHIFT
@@ -67,9 +68,7 @@ KEYS = (
     # true | false; empty: Serverless when the host is a *.redshift-serverless.* endpoint.
     Key("CLUSTER", "SERVERLESS", "", (REDSHIFT,)),
     Key("IAM_ROLE", "ARN", None, (REDSHIFT,)),
-    Key("S3", "LOG_DATA", None, TARGETS),
-    Key("S3", "LOG_JSONPATH", None, TARGETS),
-    Key("S3", "SONG_DATA", None, TARGETS),
+    *(Key("S3", name, None, TARGETS) for name in SOURCE_KEYS),
     Key("S3", "REGION", "us-west-2", TARGETS),
     # TARGET = local reading s3:// sources: no credentials (public buckets such as
     # udacity-dend), and an endpoint for S3-compatible stores (else AWS_ENDPOINT_URL).
@@ -251,15 +250,16 @@ def _validate(values, target, path):
     for label in (("S3", "REGION"), ("CLUSTER", "REGION")):
         if values.get(label) and not AWS_REGION.fullmatch(values[label]):
             fail(label, f"is not an AWS region name (like us-west-2): {values[label]!r}")
-    if values[("S3", "LOG_JSONPATH")] == "auto":
-        fail(
-            ("S3", "LOG_JSONPATH"),
-            "cannot be 'auto': the events' camelCase fields never match the snake_case columns "
-            "of staging_events; point it at a JSONPaths file such as log_json_path.json",
-        )
+    for dataset in DATASETS:
+        if dataset.jsonpaths_key and values[("S3", dataset.jsonpaths_key)] == "auto":
+            fail(
+                ("S3", dataset.jsonpaths_key),
+                "cannot be 'auto': the camelCase fields never match the snake_case columns "
+                f"of {dataset.staging.name}; point it at a JSONPaths file such as log_json_path.json",
+            )
     if ENGINES[target].reads_local_folders:
         _check_dsn(values[("LOCAL", "DSN")], path)
-        for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
+        for name in SOURCE_KEYS:
             values[("S3", name)] = _local_source(values[("S3", name)], ("S3", name), path)
         endpoint = values[("S3", "ENDPOINT_URL")]
         if endpoint and not ENDPOINT_URL.fullmatch(endpoint):
@@ -270,7 +270,7 @@ def _validate(values, target, path):
         fail(("CLUSTER", "DB_PORT"), f"must be a port number (1-65535), not {port!r}")
     if not IAM_ROLE_ARN.fullmatch(values[("IAM_ROLE", "ARN")]):
         fail(("IAM_ROLE", "ARN"), "is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)")
-    for name in ("LOG_DATA", "SONG_DATA", "LOG_JSONPATH"):
+    for name in SOURCE_KEYS:
         value = values[("S3", name)]
         if not S3_URL.fullmatch(value):
             fail(("S3", name), f"must be an s3://bucket/prefix URL for TARGET = redshift, not {value!r}")
@@ -382,7 +382,8 @@ DWH_KEYS = (
     Key("DWH", "DWH_DB_USER", "sparkify", ()),
     Key("DWH", "DWH_DB_PASSWORD", None, (), secret=True),
     Key("DWH", "DWH_PORT", "5439", ()),
-    Key("DWH", "DWH_INGRESS_CIDR", None, ()),
+    # Empty: a private cluster, reached from inside its VPC (docs/security.md).
+    Key("DWH", "DWH_INGRESS_CIDR", "", ()),
     # Empty: sparkify-staging-<account>-<region>, created by aws_setup.py in [S3] REGION.
     Key("DWH", "DWH_STAGING_BUCKET", "", ()),
 )

@@ -20,6 +20,7 @@ class Engine(NamedTuple):
     staging_in_temp_tables: bool  # a per-run temporary staging table; else TRUNCATE in the run
     copy_from_stdin: bool  # bulk writes (staging, ledger) through COPY … FROM STDIN
     explicit_analyze: bool  # the run analyses its temporary tables and the tables it grew
+    orders_inserts: bool  # an insert into a keyed table in key order appends to its index
     advisory_lock: bool  # the run lock: an advisory lock; else LOCK on a table of its own
     savepoints: bool  # a failed user check rolls back to a savepoint and the run goes on
     serializable_tables: bool  # reading a table others write outside the lock risks error 1023
@@ -36,6 +37,7 @@ POSTGRES = Engine(
     staging_in_temp_tables=False,
     copy_from_stdin=True,
     explicit_analyze=True,
+    orders_inserts=True,
     advisory_lock=True,
     savepoints=True,
     serializable_tables=False,
@@ -57,6 +59,7 @@ REDSHIFT = Engine(
     staging_in_temp_tables=True,
     copy_from_stdin=False,
     explicit_analyze=False,
+    orders_inserts=False,  # no index to append to (c_unsupported-postgresql-features.html)
     advisory_lock=False,
     savepoints=False,
     serializable_tables=True,

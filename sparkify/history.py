@@ -5,8 +5,9 @@ import json
 from datetime import UTC, date, datetime
 
 import sql_queries
+from sparkify.copytext import fit
+from sparkify.datasets import DATASETS
 from sparkify.output import masked, table
-from sparkify.staging import fit
 
 HISTORY_COLUMNS = (
     ("run_id", "run_id"),
@@ -41,7 +42,7 @@ def run_row(run, config, window, started_at, staging, added, seconds, error=None
         "window_to": window[1],
         "full_refresh": run.full_refresh,
         **totals,
-        **{f"{name}_added": added.get(name) for name in ("songplays", "users", "songs", "artists", "time")},
+        **{f"{table.name}_added": added.get(table.name) for table in sql_queries.STAR_TABLES},
         "stage_seconds": sum(v for phase, v in seconds.items() if phase.startswith("stage")) or None,
         "transform_seconds": seconds.get("transform"),
         "checks_seconds": seconds.get("checks"),
@@ -52,16 +53,18 @@ def run_row(run, config, window, started_at, staging, added, seconds, error=None
 
 
 def staging_totals(staging):
-    """Files and records per run, from either engine's staging results."""
-    song, log = staging.get("song_data"), staging.get("log_data")
-    results = [result for result in (song, log) if result is not None]
-    if not results:
-        return dict.fromkeys(
-            ("song_files", "log_files", "records_read", "records_loaded", "records_rejected")
-        )
+    """Files per dataset and records in all, from either loader's staging results
+    ({dataset name: result}; empty when the run failed before staging)."""
+    files = {dataset.files_column: None for dataset in DATASETS}
+    totals = dict.fromkeys(("records_read", "records_loaded", "records_rejected"))
+    if not staging:
+        return {**files, **totals}
+    results = staging.values()
+    for dataset in DATASETS:
+        if dataset.name in staging:
+            files[dataset.files_column] = staging[dataset.name].files
     return {
-        "song_files": song.files if song else None,
-        "log_files": log.files if log else None,
+        **files,
         "records_read": sum(r.loaded + r.rejected for r in results),
         "records_loaded": sum(r.loaded for r in results),
         "records_rejected": sum(r.rejected for r in results),

@@ -7,13 +7,15 @@ The ledger is written inside the run's transaction, so a run that rolls back has
 loaded nothing.
 """
 
+import logging
 from typing import NamedTuple
 
 import psycopg2.extras
 
 import sql_queries
-from sparkify.staging import ChunkStream, copy_text_line
+from sparkify.copytext import ChunkStream, copy_text_line
 
+log = logging.getLogger("sparkify")
 LEDGER_INSERT_PAGE_ROWS = 1000
 COPY_CHUNK_ROWS = 10_000  # one COPY message per chunk, not per file
 
@@ -40,18 +42,18 @@ class Selection(NamedTuple):
 def loaded_versions(cursor, dataset):
     """{file: (size, version)} of a dataset's loaded files (names only, not data: a
     catalogue of 100,000 files is a few MB)."""
-    cursor.execute(sql_queries.LOADED_FILES_SELECT, (dataset,))
+    cursor.execute(sql_queries.LOADED_FILES_SELECT, (dataset.name,))
     return {file: (size, version) for file, size, version in cursor.fetchall()}
 
 
-def select(items, identity, known, full_refresh=False, whole_if_changed=False):
-    """Split a listing by the ledger. identity(item) -> (file, size, version).
+def select(dataset, items, identity, known, full_refresh=False):
+    """Split a dataset's listing by the ledger. identity(item) -> (file, size, version).
 
-    whole_if_changed: a changed file means every file is staged again (the song
-    catalogue: its kept records cannot be told apart by file, so they are replaced).
+    A changed file of a dataset marked whole_if_changed (the song catalogue: its kept records
+    cannot be told apart by file, so they are replaced) stages every file again.
     """
     selection = _split(items, identity, known, full_refresh)
-    if whole_if_changed and selection.changed and not selection.whole:
+    if dataset.whole_if_changed and selection.changed and not selection.whole:
         return _split(items, identity, known, full_refresh=True)
     return selection
 
@@ -92,13 +94,26 @@ def record(cursor, engine, rows, replacing=True):
         )
         cursor.copy_expert(sql_queries.copy_from_stdin_sql(target), ChunkStream(chunks))
     else:
-        columns = ", ".join(target.column_names)
         psycopg2.extras.execute_values(
             cursor,
-            f"INSERT INTO {target.name} ({columns}) VALUES %s",
+            sql_queries.insert_values_sql(target),
             rows,
             page_size=LEDGER_INSERT_PAGE_ROWS,
         )
     if replacing:
         for statement in sql_queries.LOADED_FILES_REPLACE:
             cursor.execute(statement)
+
+
+def report_selection(selection):
+    """How many files were new, changed and loaded before: skipped, or staged again
+    (--full-refresh; a Redshift COPY from a prefix, which reads them all; a changed file
+    of a dataset staged whole when one changes)."""
+    log.info(
+        "%-15s   %d new files, %d changed, %d already loaded (%s)",
+        "",
+        selection.new,
+        selection.changed,
+        selection.already_loaded,
+        "staged again" if selection.whole and selection.already_loaded else "skipped",
+    )

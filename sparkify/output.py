@@ -3,6 +3,7 @@
 import logging
 import sys
 import time
+from contextlib import contextmanager
 
 LOGGER_NAME = "sparkify"
 HANDLER_NAME = "sparkify-console"
@@ -127,3 +128,11 @@ class Progress:
         if self.shown:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+@contextmanager
+def timed(seconds_by_phase, phase):
+    """Adds the block's wall-clock seconds to seconds_by_phase[phase]; yields a reader."""
+    started = time.perf_counter()
+    yield lambda: seconds_by_phase[phase]
+    seconds_by_phase[phase] = seconds_by_phase.get(phase, 0.0) + time.perf_counter() - started

@@ -1,24 +1,30 @@
 """A Redshift run's staging: list S3, write the manifests, COPY, and account for every
 record COPY did not load.
 
-Before the run's transaction the keys are listed. Inside it, after the lock, the ledger
-picks the new and changed keys, their manifests (or song packs) are written under
-[S3] STAGING_PREFIX in a folder of the run's own (removed after the run), and each COPY
-runs; then the rows COPY skipped (MAXERROR > 0; Redshift reports them only with an INFO
-notice) are read back from its load-error log, and the events whose userId is no
-INTEGER are taken out of staging. Both become the run's rejects, counted against
-MAXERROR for the whole run, as the local loader counts them.
+Before the run's transaction the keys are listed (`prepare`). Inside it, after the
+lock (`stage`), the ledger picks the new and changed keys, their manifests (or song
+packs) are written under [S3] STAGING_PREFIX in a folder of the run's own (removed
+after the run: `finish`), and each COPY runs; then the rows COPY skipped (MAXERROR > 0;
+Redshift reports them only with an INFO notice) are read back from its load-error log,
+and the events whose userId is no INTEGER are taken out of staging. Both become the
+run's rejects, counted against MAXERROR for the whole run, as the local loader counts
+them.
 """
 
 import logging
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import psycopg2
 
 import sql_queries
-from sparkify import ledger, redshift
+from sparkify import ledger, redshift, s3, warehouse
+from sparkify.datasets import CATALOGUE, DATASETS, PLAYS, SOURCE_KEYS
+from sparkify.errors import DatabaseError
 from sparkify.jsonfiles import DATA_SUFFIXES
-from sparkify.redshift import CopyFailed, aws_errors_as
+from sparkify.output import timed
+from sparkify.redshift import CopyFailed
+from sparkify.s3 import aws_errors_as
 from sparkify.songpack import pack_songs
 
 log = logging.getLogger("sparkify")
@@ -31,46 +37,80 @@ class StagingResult(NamedTuple):
     rejected: int
 
 
-def s3_client(config):
-    """S3 in the data's region (AWS_ENDPOINT_URL, if set, points elsewhere)."""
-    import boto3  # imported here: a local run makes no client, and boto3 takes ~0.16 s to import
+class RedshiftRun(NamedTuple):
+    """What a Redshift run prepares before its transaction."""
 
-    return boto3.client("s3", region_name=config.get("S3", "REGION"))
+    client: object  # boto3 S3 client
+    listings: dict  # dataset name -> s3.DataKeys: the data files under each folder
+    since: object  # the server's clock at the start: load errors are read from then on
+    copies: list  # the COPYs the run sent (filled in its transaction), to file load errors
+
+
+# --- Before the run's transaction ---------------------------------------------------------
+
+
+def prepare(conn, config, window):
+    """List S3, make sure the lock's table exists (committed on its own, so the run's
+    transaction can begin with LOCK) and note the server's clock."""
+    client = s3.s3_client(config)
+    listings = list_sources(client, config, window)
+    probes = sql_queries.table_probes(sql_queries.WRITTEN_OUTSIDE_THE_LOCK)
+    since = warehouse.prepare_redshift_run(conn, read_clock=True, probes=probes)
+    return RedshiftRun(client, listings, since, [])
 
 
 def list_sources(client, config, window):
-    """{dataset: DataKeys}: the data files under each folder, as the local loader picks
-    them; every bucket a COPY reads is checked to be in [S3] REGION."""
+    """{dataset name: DataKeys}: the data files under each folder, as the local loader
+    picks them; every bucket a COPY reads is checked to be in [S3] REGION."""
     listings = {}
-    for dataset, key, days in (("song_data", "SONG_DATA", None), ("log_data", "LOG_DATA", window)):
-        url = config.get("S3", key)
+    for dataset in DATASETS:
+        url = config.get("S3", dataset.config_key)
         with aws_errors_as(f"listing {url}"):
-            listings[dataset] = redshift.list_data_keys(client, url, days)
+            listings[dataset.name] = s3.list_data_keys(client, url, window if dataset.by_day else None)
     staging_prefix = config.get("S3", "STAGING_PREFIX")
-    urls = [config.get("S3", key) for key in ("SONG_DATA", "LOG_DATA", "LOG_JSONPATH")]
+    urls = [config.get("S3", key) for key in SOURCE_KEYS] + ([staging_prefix] if staging_prefix else [])
     with aws_errors_as("reading the buckets' regions"):
-        redshift.check_regions(
-            client, config.get("S3", "REGION"), urls + ([staging_prefix] if staging_prefix else [])
-        )
+        s3.check_regions(client, config.get("S3", "REGION"), urls)
     return listings
 
 
-def plan(client, config, window, run_id):
-    """The COPYs of a run as if nothing were loaded yet (--dry-run)."""
-    return redshift.plan_copies(config, list_sources(client, config, window), run_id)
+# --- In the run's transaction ---------------------------------------------------------------
+
+
+def stage(cursor, config, prepared, run, seconds_by_phase):
+    """After the lock: the ledger picks the new and changed keys, their manifests are
+    written, and the COPYs run. Returns ({dataset name: StagingResult}, {dataset name:
+    whether every file of it was staged})."""
+    with timed(seconds_by_phase, "stage") as elapsed:
+        selections = select_new(cursor, config, prepared.listings, run.full_refresh)
+        listings = {name: prepared.listings[name]._replace(files=s.staged) for name, s in selections.items()}
+        copies = redshift.plan_copies(config, listings, run.run_id)
+        prepared.copies[:] = copies
+        write_sources(prepared.client, copies)
+        results = copy_and_account(cursor, config, copies, prepared.since, run.rejects)
+        replacing = any(selection.replaces for selection in selections.values())
+        record_in_ledger(cursor, listings, run.run_id, replacing)
+    for dataset in DATASETS:
+        report_staging(dataset, results[dataset.name], prepared.listings[dataset.name])
+        ledger.report_selection(selections[dataset.name])
+    log.info("%-15s %.2f s for the COPYs and their load errors", "staging", elapsed())
+    return results, {name: selection.whole for name, selection in selections.items()}
 
 
 def select_new(cursor, config, listings, full_refresh):
-    """{dataset: ledger.Selection}: the keys not loaded before, or changed (ETag).
+    """{dataset name: ledger.Selection}: the keys not loaded before, or changed (ETag).
     Without STAGING_PREFIX a COPY reads a whole prefix, so every key is staged."""
-    selections = {}
-    for dataset, listing in listings.items():
-        known = ledger.loaded_versions(cursor, dataset)
-        everything = full_refresh or not config.get("S3", "STAGING_PREFIX")
-        selections[dataset] = ledger.select(
-            listing.files, s3_identity, known, everything, whole_if_changed=dataset == "song_data"
+    everything = full_refresh or not config.get("S3", "STAGING_PREFIX")
+    return {
+        dataset.name: ledger.select(
+            dataset,
+            listings[dataset.name].files,
+            s3_identity,
+            ledger.loaded_versions(cursor, dataset),
+            everything,
         )
-    return selections
+        for dataset in DATASETS
+    }
 
 
 def s3_identity(item):
@@ -93,34 +133,23 @@ def write_sources(client, copies):
             if copy.pack:
                 pack_songs(client, copy.bucket, [item.key for item in copy.keys], copy.source)
             elif copy.manifest:
-                redshift.write_manifest(client, copy.source, copy.bucket, copy.keys)
+                s3.write_manifest(client, copy.source, copy.urls())
 
 
-def remove_sources(client, config, run_id):
-    staging_prefix = config.get("S3", "STAGING_PREFIX")
-    if not staging_prefix:
-        return
-    try:
-        with aws_errors_as(f"removing {redshift.run_folder(staging_prefix, run_id)}"):
-            redshift.remove_run_folder(client, staging_prefix, run_id)
-    except Exception as error:  # noqa: BLE001 - the run's own outcome matters more
-        log.warning("%s", error)
-
-
-def report_listing(dataset, listing):
-    notes = [
-        (len(listing.outside_window), "files outside --from/--to skipped"),
-        (
-            len(listing.ignored),
-            f"objects ignored (not {' or '.join(DATA_SUFFIXES)}): "
-            + ", ".join(key.rsplit("/", 1)[-1] for key in listing.ignored[:5]),
-        ),
-    ]
-    for count, what in notes:
-        if count:
-            log.info("%-15s   %d %s", "", count, what)
-    if not listing.files:
-        log.warning("%s: no data files found", dataset)
+def copy_and_account(cursor, config, copies, since, rejects):
+    """COPY every staging table and account for every record; {dataset name: StagingResult}."""
+    copy_into_staging(cursor, config, copies)
+    errors = redshift.load_errors(cursor, redshift.is_serverless(config), since)
+    rejected = record_load_errors(errors, copies, rejects)
+    plays_copies = [copy for copy in copies if copy.dataset is PLAYS]
+    rejected[PLAYS.name] += reject_invalid_user_ids(cursor, plays_copies, rejects)
+    results = {}
+    for dataset in DATASETS:
+        cursor.execute(sql_queries.count_rows_sql(dataset.staging))
+        mine = [copy for copy in copies if copy.dataset is dataset]
+        files = sum(len(copy.keys) for copy in mine)
+        results[dataset.name] = StagingResult(files, len(mine), cursor.fetchone()[0], rejected[dataset.name])
+    return results
 
 
 def copy_into_staging(cursor, config, copies):
@@ -137,19 +166,14 @@ def copy_into_staging(cursor, config, copies):
 
 def record_load_errors(errors, copies, rejects):
     """Every row COPY rejected becomes a reject of the run, with its file, line and column;
-    it belongs to the dataset whose COPY read that file (song packs: song_data)."""
-    log_files = {
-        f"s3://{copy.bucket}/{item.key}"
-        for copy in copies
-        if copy.dataset == "log_data"
-        for item in copy.keys
-    }
-    counts = {"song_data": 0, "log_data": 0}
+    it belongs to the dataset whose COPY read that file (a pack of song files: the songs')."""
+    dataset_of_file = {url: copy.dataset for copy in copies if not copy.pack for url in copy.urls()}
+    counts = {dataset.name: 0 for dataset in DATASETS}
     for error in errors:
-        dataset = "log_data" if error.file in log_files else "song_data"
+        dataset = dataset_of_file.get(error.file, CATALOGUE)
         reason = f"column {error.column}: error {error.code} {error.reason}"
-        rejects.add(dataset, error.file, error.line, reason, error.raw)
-        counts[dataset] += 1
+        rejects.add(dataset.name, error.file, error.line, reason, error.raw)
+        counts[dataset.name] += 1
     return counts
 
 
@@ -166,14 +190,14 @@ def invalid_user_id_events(cursor):
     cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_CLOSE)
 
 
-def reject_invalid_user_ids(cursor, log_copies, rejects):
+def reject_invalid_user_ids(cursor, plays_copies, rejects):
     """Events whose userId the transform could not cast to INTEGER leave staging as rejects.
     Redshift does not say which file a loaded row came from: the reject names the COPY's
     source and the event (ts, sessionId, itemInSession)."""
     where = (
         "the log files of this run"
-        if len(log_copies) != 1 or log_copies[0].manifest
-        else log_copies[0].source
+        if len(plays_copies) != 1 or plays_copies[0].manifest
+        else plays_copies[0].source
     )
     found = 0
     for user_id, ts, session_id, item_in_session in invalid_user_id_events(cursor):
@@ -181,27 +205,108 @@ def reject_invalid_user_ids(cursor, log_copies, rejects):
             f"userId {user_id!r} is not a whole number from 0 to 2147483647 "
             f"(event ts {ts}, sessionId {session_id}, itemInSession {item_in_session})"
         )
-        rejects.add("log_data", f"one of {where}", None, reason, user_id)
+        rejects.add(PLAYS.name, f"one of {where}", None, reason, user_id)
         found += 1
     if found:
         cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_DELETE)
     return found
 
 
-def stage(cursor, config, copies, since, rejects):
-    """COPY both staging tables and account for every record; {dataset: StagingResult}."""
-    copy_into_staging(cursor, config, copies)
-    errors = redshift.load_errors(cursor, redshift.is_serverless(config), since)
-    rejected = record_load_errors(errors, copies, rejects)
-    log_copies = [copy for copy in copies if copy.dataset == "log_data"]
-    rejected["log_data"] += reject_invalid_user_ids(cursor, log_copies, rejects)
-    results = {}
-    for dataset, table in (
-        ("song_data", sql_queries.STAGING_SONGS),
-        ("log_data", sql_queries.STAGING_EVENTS),
-    ):
-        cursor.execute(sql_queries.count_rows_sql(table))
-        mine = [copy for copy in copies if copy.dataset == dataset]
-        files = sum(len(copy.keys) for copy in mine)
-        results[dataset] = StagingResult(files, len(mine), cursor.fetchone()[0], rejected[dataset])
-    return results
+def report_staging(dataset, result, listing):
+    log.info(
+        "%-15s %d files in %d COPY, %d records read, %d loaded, %d rejected",
+        dataset.staging.name,
+        result.files,
+        result.copies,
+        result.loaded + result.rejected,
+        result.loaded,
+        result.rejected,
+    )
+    notes = [
+        (len(listing.outside_window), "files outside --from/--to skipped"),
+        (
+            len(listing.ignored),
+            f"objects ignored (not {' or '.join(DATA_SUFFIXES)}): "
+            + ", ".join(key.rsplit("/", 1)[-1] for key in listing.ignored[:5]),
+        ),
+    ]
+    for count, what in notes:
+        if count:
+            log.info("%-15s   %d %s", "", count, what)
+    if not listing.files:
+        log.warning("%s: no data files found", dataset.name)
+
+
+# --- After the run's transaction -------------------------------------------------------------
+
+
+@contextmanager
+def explained_failures(conn, config, prepared, rejects):
+    """A failed COPY becomes an error listing its load errors (file, line, column, code,
+    reason, value), read after the run's transaction has rolled back; they are saved with
+    the run's rejects. If they cannot be read, the COPY's own error still reaches the user."""
+    try:
+        yield
+    except CopyFailed as failure:
+        try:
+            with warehouse.database_errors_as("reading the load errors"), warehouse.transaction(conn) as cur:
+                errors = redshift.load_errors(cur, redshift.is_serverless(config), prepared.since)
+            record_load_errors(errors, prepared.copies, rejects)
+            report = "".join(f"\n  {error.describe()}" for error in errors[:10])
+        except DatabaseError as error:
+            report = f"\n  ({error})"
+        raise DatabaseError(
+            f"COPY into {failure.table} failed: {failure.reason}; nothing was committed{report}"
+        ) from None
+
+
+def finish(prepared, config, run_id):
+    """Remove what the run wrote under STAGING_PREFIX, whatever its outcome."""
+    staging_prefix = config.get("S3", "STAGING_PREFIX")
+    if not staging_prefix:
+        return
+    folder = redshift.run_folder(staging_prefix, run_id)
+    try:
+        with aws_errors_as(f"removing {folder}"):
+            s3.remove_folder(prepared.client, folder)
+    except Exception as error:  # noqa: BLE001 - the run's own outcome matters more
+        log.warning("%s", error)
+
+
+# --- What --dry-run prints --------------------------------------------------------------------
+
+
+def planned_preparation():
+    """(what, SQL) of the transaction of its own before the run's (prepare)."""
+    probes = sql_queries.table_probes(sql_queries.WRITTEN_OUTSIDE_THE_LOCK)
+    return sql_queries.redshift_preparation_steps(read_clock=True, probes=probes)
+
+
+def planned_statements(config, window):
+    """(what, SQL) of the statements a run sends to stage, in order: the S3 keys are
+    listed (not written) to name them."""
+    copies = redshift.plan_copies(config, list_sources(s3.s3_client(config), config, window), "<run_id>")
+    steps = [(t.name, sql_queries.empty_staging_sql(t, config.engine)) for t in sql_queries.STAGING_TABLES]
+    for copy in copies:
+        first = ", ".join(item.key.rsplit("/", 1)[-1] for item in copy.keys[:3])
+        more = f", … ({len(copy.keys)} in all)" if len(copy.keys) > 3 else ""
+        steps.append((f"{copy.what()}: {first}{more}", copy.sql(config)))
+    errors_sql = (
+        sql_queries.SERVERLESS_LOAD_ERRORS_SQL
+        if redshift.is_serverless(config)
+        else sql_queries.LOAD_ERRORS_SQL
+    )
+    return [
+        *steps,
+        ("the rows COPY skipped, with the run's rejects", errors_sql),
+        (
+            "events whose userId is no INTEGER, with the run's rejects",
+            sql_queries.INVALID_USER_ID_EVENTS_DECLARE,
+        ),
+        (
+            f"events whose userId is no INTEGER, {sql_queries.CURSOR_FETCH_ROWS} at a time until fewer come",
+            sql_queries.INVALID_USER_ID_EVENTS_FETCH,
+        ),
+        ("events whose userId is no INTEGER", sql_queries.INVALID_USER_ID_EVENTS_CLOSE),
+        ("staging_events, if any", sql_queries.INVALID_USER_ID_EVENTS_DELETE),
+    ]

@@ -12,28 +12,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+from sparkify.datasets import DATASETS, SOURCE_KEYS
 from sparkify.jsonfiles import DATA_SUFFIXES, in_window
 from sparkify.output import Progress
-from sparkify.redshift import aws_errors_as, list_folder, split_s3_url
+from sparkify.s3 import aws_errors_as, list_folder, s3_client, split_s3_url
 
 log = logging.getLogger("sparkify")
 DOWNLOAD_THREADS = 16
-SOURCE_KEYS = ("SONG_DATA", "LOG_DATA", "LOG_JSONPATH")
-
-
-def s3_client(config):
-    """boto3's S3 client: unsigned for public buckets, at ENDPOINT_URL (or AWS_ENDPOINT_URL)."""
-    # Imported here, not at the top: a local run makes no client, and they cost ~0.16 s.
-    import boto3
-    from botocore import UNSIGNED
-    from botocore.config import Config as BotoConfig
-
-    options = {"region_name": config.get("S3", "REGION")}
-    if config.get("S3", "ENDPOINT_URL"):
-        options["endpoint_url"] = config.get("S3", "ENDPOINT_URL")
-    if config.flag("S3", "ANONYMOUS"):
-        options["config"] = BotoConfig(signature_version=UNSIGNED)
-    return boto3.client("s3", **options)
 
 
 def download(client, url, folder, wanted, label, threads=DOWNLOAD_THREADS):
@@ -59,23 +44,31 @@ def download(client, url, folder, wanted, label, threads=DOWNLOAD_THREADS):
 
 @contextmanager
 def local_sources(config, window):
-    """{SONG_DATA, LOG_DATA, LOG_JSONPATH: local path} for the run; s3:// URLs are
-    downloaded into a temporary folder that is removed afterwards."""
+    """{[S3] source key: local path} for the run (sparkify.datasets.SOURCE_KEYS); s3://
+    URLs are downloaded into a temporary folder that is removed afterwards."""
     sources = {name: config.get("S3", name) for name in SOURCE_KEYS}
     remote = {name: url for name, url in sources.items() if url.startswith("s3://")}
     if not remote:
         yield sources
         return
     client = s3_client(config)
-    wanted = {
-        "SONG_DATA": lambda name: name.endswith(DATA_SUFFIXES),
-        "LOG_DATA": lambda name: (
-            name.endswith(DATA_SUFFIXES) and (window == (None, None) or in_window(name, window))
-        ),
-        "LOG_JSONPATH": lambda name: True,
-    }
+    wanted = wanted_objects(window)
     with tempfile.TemporaryDirectory(prefix="sparkify-s3-") as folder:
         for name, url in remote.items():
             with aws_errors_as(f"reading {url}"):
                 sources[name] = download(client, url, folder, wanted[name], f"download {name.lower()}")
         yield sources
+
+
+def wanted_objects(window):
+    """{[S3] source key: which object names to download}: a dataset's data files (of the
+    window's days, if it loads by day); a JSONPaths URL names one object."""
+    wanted = {}
+    for dataset in DATASETS:
+        days = window if dataset.by_day and window != (None, None) else None
+        wanted[dataset.config_key] = lambda name, days=days: (
+            name.endswith(DATA_SUFFIXES) and (days is None or in_window(name, days))
+        )
+        if dataset.jsonpaths_key:
+            wanted[dataset.jsonpaths_key] = lambda name: True
+    return wanted

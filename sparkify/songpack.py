@@ -8,7 +8,6 @@ prefix in a bucket you own, and a manifest that one COPY … MANIFEST GZIP loads
 """
 
 import gzip
-import json
 import logging
 import time
 import zlib
@@ -16,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sparkify.errors import DataError
 from sparkify.jsonfiles import BOM
-from sparkify.redshift import split_s3_url
+from sparkify.s3 import split_s3_url, write_manifest
 
 log = logging.getLogger("sparkify")
 OBJECTS_PER_PACK = 1000
@@ -59,8 +58,7 @@ def pack_songs(client, source_bucket, keys, manifest_url, objects_per_pack=OBJEC
                 enumerate(groups),
             )
         )
-    manifest = {"entries": [{"url": url, "mandatory": True} for url in urls]}
-    client.put_object(Bucket=target_bucket, Key=manifest_key, Body=json.dumps(manifest, indent=1).encode())
+    write_manifest(client, manifest_url, urls)
     log.info(
         "packed %d song objects into %d gzip files under s3://%s/%s (%.2f s)",
         len(keys),

@@ -9,7 +9,6 @@ and reason instead of failing the load. Rows stream to PostgreSQL; no dataset is
 in memory.
 """
 
-import io
 import json
 import logging
 import math
@@ -17,14 +16,12 @@ import multiprocessing
 import os
 import re
 import sys
-import tempfile
 from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-import psycopg2.extras
-
 import sql_queries
+from sparkify.copytext import COPY_ESCAPES, NULL, ChunkStream
 from sparkify.errors import ConfigError
 from sparkify.jsonfiles import Record, file_pieces, list_data_files, read_piece, read_records, read_whole
 from sparkify.output import Progress
@@ -37,8 +34,6 @@ CAST_IN_TRANSFORM = {"user_id": "integer"}
 
 INT32 = (-(2**31), 2**31 - 1)
 EPOCH = datetime(1970, 1, 1)
-COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-NULL = "\\N"
 INTEGER_TEXT = re.compile(r"[+-]?\d+(\.0*)?")
 # Work is cut into tasks of about this much input; larger datasets are parsed in
 # parallel worker processes while PostgreSQL ingests.
@@ -401,77 +396,6 @@ def _timestamp_text(millis):
 FAST_PATH_HELPERS = {"timestamp_text": _timestamp_text}
 
 
-class RejectSink:
-    """Rejected records, spooled to a temporary file in COPY text format, then written
-    to load_rejects after the run (committed or not): COPY FROM STDIN on PostgreSQL,
-    multi-row INSERTs on Redshift, which has no COPY from a client."""
-
-    INSERT_PAGE_ROWS = 500
-
-    def __init__(self, run_id, rejected_at):
-        self.prefix = f"{run_id}\t{rejected_at}\t"
-        self.spool = io.TextIOWrapper(
-            tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024),
-            encoding="utf-8",
-            errors="backslashreplace",  # a lone surrogate in a rejected record must not crash
-            newline="\n",
-        )
-        self.count = 0
-        self.first = []  # the first few, for the run's output
-
-    def add(self, dataset, file, line, reason, raw):
-        """line None: the engine cannot say (a row Redshift's COPY loaded)."""
-        self.count += 1
-        if len(self.first) < 10:
-            self.first.append(f"{file}:{line}: {reason}" if line is not None else f"{file}: {reason}")
-        cells = [dataset, fit(str(file)), fit(reason), fit(raw or "")]
-        dataset, file, reason, raw = (cell.replace("\x00", "").translate(COPY_ESCAPES) for cell in cells)
-        line = NULL if line is None else str(line)
-        self.spool.write(self.prefix + "\t".join((dataset, file, line, reason, raw)) + "\n")
-
-    def copy_into(self, cursor, engine=sql_queries.POSTGRES):
-        self.spool.flush()
-        self.spool.seek(0)
-        if engine.copy_from_stdin:
-            cursor.copy_expert(sql_queries.copy_from_stdin_sql(sql_queries.LOAD_REJECTS), self.spool)
-            return
-        insert = f"INSERT INTO load_rejects ({', '.join(sql_queries.LOAD_REJECTS.column_names)}) VALUES %s"
-        psycopg2.extras.execute_values(cursor, insert, self._rows(), page_size=self.INSERT_PAGE_ROWS)
-
-    def _rows(self):
-        for text in self.spool:
-            yield tuple(
-                None if cell == NULL else COPY_UNESCAPE.sub(lambda m: COPY_UNESCAPES[m.group(0)], cell)
-                for cell in text.rstrip("\n").split("\t")
-            )
-
-    def close(self):
-        self.spool.close()
-
-
-def copy_text_line(cells):
-    """One row in COPY text format (None is NULL). Only text can hold a character COPY
-    must escape, so numbers are not searched (the ledger's 100,000 rows: 0.33 -> 0.27 s)."""
-    return (
-        "\t".join(
-            NULL if cell is None else cell.translate(COPY_ESCAPES) if isinstance(cell, str) else str(cell)
-            for cell in cells
-        )
-        + "\n"
-    )
-
-
-def fit(text, width=1024):
-    """At most `width` bytes of UTF-8, as load_rejects' VARCHAR(1024) holds on both engines
-    (Redshift counts bytes, and an INSERT of a longer value fails)."""
-    encoded = text.encode("utf-8", "backslashreplace")
-    return text if len(encoded) <= width else encoded[:width].decode("utf-8", "ignore")
-
-
-COPY_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
-COPY_UNESCAPE = re.compile(r"\\[\\tnr]")
-
-
 class Task(NamedTuple):
     """Files, or pieces of a large file, converted together by one worker."""
 
@@ -540,19 +464,6 @@ def convert_task(task, columns, repair):
 def _record_excerpt(value):
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 200 else text[:200] + "…"
-
-
-class ChunkStream:
-    """A read-only file over an iterator of byte chunks, for cursor.copy_expert.
-
-    read() hands over one whole chunk at a time (psycopg2 sends what read returns).
-    """
-
-    def __init__(self, chunks):
-        self._chunks = chunks
-
-    def read(self, size=-1):
-        return next(self._chunks, b"")
 
 
 def converted_results(tasks, columns, repair, workers):

@@ -189,7 +189,7 @@ def check_table_owners(cursor):
     cursor.execute(sql_queries.TABLES_OWNED_BY_OTHERS_SQL, (names,))
     others = cursor.fetchall()
     if others:
-        cursor.execute("SELECT CURRENT_USER")
+        cursor.execute(sql_queries.CURRENT_USER_SQL)
         user = cursor.fetchone()[0]
         owners = ", ".join(f"{table} (owner {owner})" for table, owner in others)
         raise TablesOwnedByOthers(

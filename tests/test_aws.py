@@ -537,7 +537,7 @@ def test_packed_songs_hold_exactly_the_source_objects(aws, tmp_path):
         s3.put_object(Bucket="udacity-like", Key=f"song_data/A/B/TR{index:05d}.json", Body=body.encode())
     s3.put_object(Bucket="udacity-like", Key="song_data/README.txt", Body=b"not a song")
 
-    from sparkify.redshift import list_data_keys
+    from sparkify.s3 import list_data_keys
 
     listing = list_data_keys(s3, "s3://udacity-like/song_data")
     assert listing.ignored == ["song_data/README.txt"]
@@ -565,7 +565,7 @@ def test_packed_songs_are_copied_through_the_manifest():
 
     values = {**REDSHIFT_VALUES, ("S3", "PACK_SONGS"): "true", ("S3", "STAGING_PREFIX"): "s3://my-staging/sp"}
     config = Config("c", values, [])
-    songs = next(copy for copy in plan_copies(config, LISTINGS, "r1") if copy.dataset == "song_data")
+    songs = next(copy for copy in plan_copies(config, LISTINGS, "r1") if copy.dataset.name == "song_data")
     sql = " ".join(songs.sql(config).split())
     assert "FROM 's3://my-staging/sp/runs/r1/song_data-packs.manifest'" in sql
     assert "FORMAT AS JSON 'auto' MANIFEST GZIP" in sql

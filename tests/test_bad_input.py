@@ -305,13 +305,14 @@ def test_mojibake_repair_only_where_unambiguous(text, repaired):
 
 def test_rejects_fit_their_columns_in_bytes():
     """load_rejects holds VARCHAR(1024), counted in bytes on Redshift."""
-    from sparkify.staging import RejectSink
+    from sparkify.copytext import copy_text_cells
+    from sparkify.rejects import RejectSink
 
     sink = RejectSink("run1", "2018-11-01 00:00:00")
     sink.add("log_data", "ö" * 600, None, "é" * 700, "x")
     sink.spool.flush()
     sink.spool.seek(0)
-    (row,) = list(sink._rows())
+    (row,) = [copy_text_cells(line) for line in sink.spool]
     assert [len(cell.encode()) for cell in (row[3], row[5])] == [1024, 1024]
     sink.close()
 

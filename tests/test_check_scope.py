@@ -13,6 +13,7 @@ import create_tables
 import etl
 import sample_data
 import sql_queries
+from sparkify import checks, transform
 
 CHECKS_LINE = re.compile(r"^checks: \d+ passed, 0 failed \((?P<scope>[^)]*)\)$", re.MULTILINE)
 USERS_REFRESHED_LINE = re.compile(r"^users +(?P<rows>\d+) rows to refresh from newer events", re.MULTILINE)
@@ -66,8 +67,8 @@ def last_day_after_the_others(etl_run, query, day_before, last_day):
 def assert_users_rewritten_not_added(out, users_before, users_after):
     """The case the rule is about: the users insert wrote more than a tenth of the table,
     though few of those users are new to it (the old rule checked whole tables here)."""
-    assert users_written(out) > etl.LARGE_RUN_SHARE * users_before, out
-    assert users_after - users_before <= etl.LARGE_RUN_SHARE * users_before, out
+    assert users_written(out) > transform.LARGE_RUN_SHARE * users_before, out
+    assert users_after - users_before <= transform.LARGE_RUN_SHARE * users_before, out
 
 
 # --- The real sample ----------------------------------------------------------------------------
@@ -173,7 +174,7 @@ LOADED = {"songplays": 200, "users": 20, "songs": 60, "artists": 20, "time": 200
     ],
 )
 def test_check_scope_follows_rows_added(before, after, scope):
-    assert etl.check_scope(before, after) == scope
+    assert checks.check_scope(before, after) == scope
 
 
 def test_dry_run_says_when_the_checks_read_whole_tables(generated, run, config_for):
@@ -181,5 +182,5 @@ def test_dry_run_says_when_the_checks_read_whole_tables(generated, run, config_f
 
     assert code == 0, out
     check_lines = [line for line in out.splitlines() if line.startswith("-- check: ")]
-    assert check_lines and all(etl.CHECK_SCOPE_PLANNED in line for line in check_lines)
-    assert "whole tables if it added more than a tenth of a star table" in etl.CHECK_SCOPE_PLANNED
+    assert check_lines and all(checks.CHECK_SCOPE_PLANNED in line for line in check_lines)
+    assert "whole tables if it added more than a tenth of a star table" in checks.CHECK_SCOPE_PLANNED

@@ -112,7 +112,7 @@ BREAKAGES = {
     ],
     **{
         name: [f"DELETE FROM {name.split()[0]}"]
-        for name, _, _ in sql_queries.QUALITY_CHECKS
+        for name, _, _ in sql_queries.quality_checks(sql_queries.WHOLE_TABLES)
         if " is not empty once " in name
     },
 }
@@ -165,7 +165,7 @@ def failed_checks(dsn, scope, breakage):
 
 
 def test_every_check_is_covered_here():
-    assert set(BREAKAGES) == {name for name, _, _ in sql_queries.QUALITY_CHECKS}
+    assert set(BREAKAGES) == {name for name, _, _ in sql_queries.quality_checks(sql_queries.WHOLE_TABLES)}
 
 
 @pytest.mark.parametrize("scope", SCOPES)

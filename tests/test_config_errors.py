@@ -109,7 +109,7 @@ def test_bad_redshift_config_values(old, new, message, run, tmp_path):
 def test_local_path_that_does_not_exist(run, config_for, tmp_path):
     config = config_for(tmp_path / "missing")
     code, out = run(etl, "--config", config)
-    assert_user_mistake(code, out, "[S3] LOG_DATA = ")
+    assert_user_mistake(code, out, "[S3] SONG_DATA = ")  # the first source, in load order
     assert "does not exist" in out
 
 

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 import sample_data
 import sql_queries
+from sparkify.copytext import ChunkStream
 from sparkify.jsonfiles import BOM, Record, _ObjectReader, read_records, read_whole
-from sparkify.staging import BadValue, ChunkStream, Counters, RowConverter, staging_columns
+from sparkify.staging import BadValue, Counters, RowConverter, staging_columns
 
 EVENT_COLUMNS = staging_columns(
     sql_queries.STAGING_EVENTS, [(f"$['{f}']", (f,)) for f in sample_data.JSONPATHS]

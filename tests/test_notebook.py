@@ -73,7 +73,7 @@ def test_notebook_runs_top_to_bottom_from_notebooks_without_a_config(fresh_proje
     assert "config: .demo/dwh.cfg" in text
     assert (fresh_project / ".demo" / "dwh.cfg").is_file()
     assert pg_cluster.running_pid(fresh_project / ".local-pg") is not None
-    assert f"checks: {len(sql_queries.QUALITY_CHECKS)} passed, 0 failed" in text
+    assert f"checks: {len(sql_queries.quality_checks(sql_queries.WHOLE_TABLES))} passed, 0 failed" in text
     assert "Plays by hour of day (UTC)" in text
     assert "songplays            0       " in text  # the first load's summary row
     # `%run etl.py … --history` found the script from the project folder and ran it

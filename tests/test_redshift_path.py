@@ -707,7 +707,7 @@ def test_every_join_of_songplays_to_this_runs_plays_is_on_start_time_too():
     """songplays is distributed on start_time: joined to a per-run set by songplay_id alone,
     Redshift would redistribute or broadcast the fact (c_data_redistribution.html)."""
     engine = sql_queries.REDSHIFT
-    statements = [sql for _, sql in sql_queries.transform_steps(engine, whole_catalogue=True)]
+    statements = [step.sql for step in sql_queries.transform_plan(engine)]
     statements += [sql for _, sql, _ in sql_queries.quality_checks(sql_queries.THIS_RUN)]
     found = [(sql, *joins_by_songplay_id(sql)) for sql in statements]
     assert sum(joins for _, joins, _ in found) >= 3  # new plays, the rematch, the duplicate check
@@ -750,8 +750,10 @@ def test_a_daily_run_reads_songplays_and_time_only_within_its_plays_window():
     the window ("Without this, the query execution engine must scan participating columns
     entirely", c_designing-queries-best-practices.html). Matching plays again, which runs
     only when a song changed, reads the fact's titles whole."""
-    steps = sql_queries.NO_REMATCH_STEPS + sql_queries.PLAY_STEPS
-    daily = [sql for _, sql in sql_queries.for_engine(steps, sql_queries.REDSHIFT)]
+    daily_conditions = (None, sql_queries.NO_SONG_CHANGED)
+    daily = [
+        step.sql for step in sql_queries.transform_plan(sql_queries.REDSHIFT) if step.when in daily_conditions
+    ]
     daily += [sql for _, sql, _ in sql_queries.quality_checks(sql_queries.THIS_RUN)]
     assert sum("songplays" in sql or "time" in sql for sql in daily) >= 8
     unrestricted = {" ".join(sql.split()): reads_outside_the_plays_window(sql) for sql in daily}

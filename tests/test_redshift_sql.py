@@ -9,7 +9,8 @@ import redshift_gate
 
 import sql_queries
 from sparkify.config import Config
-from sparkify.redshift import DataKeys, S3Object, plan_copies
+from sparkify.redshift import plan_copies
+from sparkify.s3 import DataKeys, S3Object
 
 ROLE = "arn:aws:iam::123456789012:role/dwhRole"
 REDSHIFT_VALUES = {
@@ -53,9 +54,7 @@ def redshift_statements():
     yield from (sql_queries.drop_table_sql(t) for t in tables)
     yield from (sql_queries.empty_staging_sql(t, engine) for t in sql_queries.STAGING_TABLES)
     yield from planned_copies().values()
-    yield from (sql for _, sql in sql_queries.transform_steps(engine))
-    yield from (sql for _, sql in sql_queries.SONG_RECORDS_REPLACE_STEPS + sql_queries.NO_REMATCH_STEPS)
-    yield from (sql_queries.PLAYS_WINDOW_SQL, sql_queries.SONG_CHANGES_COUNT)
+    yield from (step.sql for step in sql_queries.transform_plan(engine))
     for scope in (sql_queries.WHOLE_TABLES, sql_queries.THIS_RUN):
         yield from (sql for _, sql, _ in sql_queries.quality_checks(scope))
     yield from sql_queries.run_lock_statements(engine, 60)
@@ -128,7 +127,7 @@ def test_postgres_ddl_is_the_redshift_ddl_with_keys_and_without_layout():
         postgres = sql_queries.create_table_sql(table, sql_queries.POSTGRES)
         assert not re.search(r"DIST|SORTKEY", postgres)
         assert "PRIMARY KEY" not in redshift
-        assert ("PRIMARY KEY" in postgres) == bool(table.keys)
+        assert ("PRIMARY KEY" in postgres) == bool(table.primary_key)
         columns = [line for line in postgres.splitlines() if "PRIMARY KEY" not in line]
         without_keys = "\n".join(columns).replace("CREATE UNLOGGED TABLE", "CREATE TABLE").rstrip(",\n)")
         assert redshift.startswith(without_keys.replace(' COLLATE "C"', ""))  # text in byte order
@@ -137,14 +136,16 @@ def test_postgres_ddl_is_the_redshift_ddl_with_keys_and_without_layout():
 
 def test_only_postgres_inserts_songplays_in_key_order():
     def songplays_insert(engine):
-        return next(sql for _, sql in sql_queries.transform_steps(engine) if "INSERT INTO songplays" in sql)
+        return next(
+            step.sql for step in sql_queries.transform_plan(engine) if "INSERT INTO songplays" in step.sql
+        )
 
     redshift, postgres = songplays_insert(sql_queries.REDSHIFT), songplays_insert(sql_queries.POSTGRES)
     assert "ORDER BY" not in redshift and postgres.rstrip().endswith("ORDER BY songplay_id")
 
 
 def test_window_without_staging_prefix_copies_events_day_by_day(s3):
-    from sparkify.redshift import list_data_keys
+    from sparkify.s3 import list_data_keys
 
     s3.create_bucket(Bucket="sparkify-logs", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     for day in (4, 5, 6, 7):
@@ -154,7 +155,7 @@ def test_window_without_staging_prefix_copies_events_day_by_day(s3):
     window = (date(2018, 11, 5), date(2018, 11, 6))
     listings = {**LISTINGS, "log_data": list_data_keys(s3, "s3://sparkify-logs/log_data", window)}
     copies = plan_copies(Config("c", REDSHIFT_VALUES, []), listings, "run1")
-    assert [copy.source for copy in copies if copy.dataset == "log_data"] == [
+    assert [copy.source for copy in copies if copy.dataset.name == "log_data"] == [
         "s3://sparkify-logs/log_data/2018/11/2018-11-05",
         "s3://sparkify-logs/log_data/2018/11/2018-11-06",
     ]

@@ -195,7 +195,7 @@ def test_hostile_config_value_is_refused_before_any_connection(key, value, run, 
 
 @pytest.mark.parametrize("value", ["x'; DROP TABLE songplays; --", "a\\'b", "it's"])
 def test_quoting_keeps_a_value_inside_its_literal(value):
-    sql = sql_queries.copy_songs_sql(value, value, value, 0)
+    sql = sql_queries.copy_from_s3_sql(sql_queries.STAGING_SONGS, value, value, value, "auto", 0)
     statements = sqlglot.parse(sql, read="redshift")
     assert len(statements) == 1 and statements[0].key == "copy"
 
