@@ -149,10 +149,8 @@ def row_insert_seconds_per_row(dsn, data_dir, sample_size):
     columns = staging_columns(sql_queries.STAGING_EVENTS, paths)
     convert = RowConverter(columns, repair=False, counters=Counters())
     placeholders = ", ".join(["%s"] * len(columns))
-    insert = (
-        f"INSERT INTO {sql_queries.STAGING_EVENTS.name} "
-        f"({', '.join(sql_queries.STAGING_EVENTS.column_names)}) VALUES ({placeholders})"
-    )
+    copied = ", ".join(name for name, _ in sql_queries.STAGING_EVENTS.copied_columns)
+    insert = f"INSERT INTO {sql_queries.STAGING_EVENTS.name} ({copied}) VALUES ({placeholders})"
     conn = psycopg2.connect(dsn)
     rows = 0
     started = time.perf_counter()
@@ -432,6 +430,7 @@ def rematch_plan(dsn, new_song_ids):
                 (list(new_song_ids),),
             )
             cur.execute("ANALYZE song_changes")
+            cur.execute(sql_queries.GONE_SONGS_NONE)  # new song files take no song away
             cur.execute(select)
             return [line for (line,) in cur.fetchall()]
     finally:

@@ -10,8 +10,10 @@ examples:
   python etl.py --config dwh.cfg
   python etl.py --config dwh.cfg --from 2018-11-05 --to 2018-11-05   # one day's log
   python etl.py --config dwh.cfg --full-refresh                      # stage every file again
+  python etl.py --config dwh.cfg --allow-retract                     # many files gone, on purpose
   python etl.py --config dwh.cfg --check-only                        # checks, no load
   python etl.py --config dwh.cfg --history --format json --limit 5   # the latest 5 runs
+  python etl.py --config dwh.cfg --status                            # the source against the warehouse
   python etl.py --config dwh.cfg --dry-run                           # the SQL, nothing run
   python etl.py --config dwh.cfg --quiet                             # only warnings and errors
   python etl.py --config dwh.cfg --verbose                           # also each SQL statement
@@ -21,13 +23,16 @@ import logging
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
+import psycopg2.extras
+
 import sql_queries
-from sparkify import checks, cli, history, local_load, redshift_load, transform, warehouse
+from sparkify import checks, cli, history, local_load, redshift_load, status, transform, warehouse
 from sparkify.config import load_config
-from sparkify.datasets import CATALOGUE
+from sparkify.datasets import CATALOGUE, DATASETS
 from sparkify.errors import DataError, UsageError
 from sparkify.output import mask_secrets, masked, table, timed
 from sparkify.rejects import RejectSink
@@ -66,6 +71,7 @@ class Run(NamedTuple):
     run_id: str
     rejects: RejectSink
     full_refresh: bool  # stage every file again, whatever the ledger says
+    allow_retract: bool  # take back files gone from the source, however many
 
 
 def new_run_id():
@@ -77,10 +83,11 @@ def loader_for(engine):
     return local_load if engine.reads_local_folders else redshift_load
 
 
-def load(conn, config, window, full_refresh=False):
+def load(conn, config, window, full_refresh=False, allow_retract=False):
     """Lock, stage, transform and check in one transaction; returns a RunReport."""
     run_id = new_run_id()
-    run = Run(run_id, RejectSink(run_id, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")), full_refresh)
+    rejects = RejectSink(run_id, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+    run = Run(run_id, rejects, full_refresh, allow_retract)
     loader = loader_for(config.engine)
     seconds, staging, prepared, started_at = {}, {}, None, history.now()
     try:
@@ -93,9 +100,10 @@ def load(conn, config, window, full_refresh=False):
             warehouse.acquire_run_lock(cur, config.engine, config.lock_timeout_seconds)
             warehouse.require_current_tables(cur, config.engine)
             before = warehouse.count_rows(cur, sql_queries.STAR_TABLES)
-            staging, whole = loader.stage(cur, config, prepared, run, seconds)
+            staging, selections = loader.stage(cur, config, prepared, run, seconds)
             enforce_max_errors(run.rejects, config.max_errors)
-            after = transform_and_check(cur, config, before, staging, whole, seconds)
+            record_retractions(cur, run_id, selections)
+            after = transform_and_check(cur, config, before, staging, selections, seconds)
             added = checks.rows_added(before, after)
             history.record(cur, history.run_row(run, config, window, started_at, staging, added, seconds))
             commit_started = time.perf_counter()
@@ -112,21 +120,48 @@ def load(conn, config, window, full_refresh=False):
     return RunReport(run_id, before, after, seconds, staging)
 
 
-def transform_and_check(cursor, config, before, staging, whole, seconds):
-    """Merge what was staged into the star tables and check the result; returns the star
-    tables' row counts after it. A run that staged no file changes no star table: every
-    transform statement reads staging, and every check of this run's rows finds none."""
-    if all(result.files == 0 for result in staging.values()):
+def transform_and_check(cursor, config, before, staging, selections, seconds):
+    """Take back what changed and gone files brought, merge what was staged into the
+    star tables and check the result; returns the star tables' row counts after it. A
+    run that staged no file and found none gone changes no star table: every transform
+    statement reads staging, and every check of this run's rows finds none."""
+    retracted = [
+        file
+        for dataset in DATASETS
+        if dataset.staging.source_column
+        for file, _ in selections[dataset.name].retracted()
+    ]
+    if all(result.files == 0 for result in staging.values()) and not retracted:
         log.info("nothing new to load: no transform, no checks (etl.py --check-only runs them)")
         return before
     with timed(seconds, "transform"):
         song_files = staging[CATALOGUE.name].files
-        plays_window = transform.transform(cursor, config.engine, before, song_files, whole[CATALOGUE.name])
+        every_song_file = selections[CATALOGUE.name].whole
+        plays_window = transform.transform(
+            cursor, config.engine, before, song_files, every_song_file, retracted
+        )
         transform.build_missing_indexes(cursor, config.engine)
     with timed(seconds, "checks"):
         after = warehouse.count_rows(cursor, sql_queries.STAR_TABLES)
         checks.check_quality(cursor, config, checks.check_scope(before, after), plays_window)
     return after
+
+
+def record_retractions(cursor, run_id, selections):
+    """Say which files the run takes back, and keep them in file_retractions: changed and
+    gone files (and log files staged again, whose rows are taken back and derived anew)."""
+    rows = [
+        (run_id, dataset.name, file, change)
+        for dataset in DATASETS
+        for file, change in selections[dataset.name].retracted(every_file=bool(dataset.staging.source_column))
+    ]
+    for dataset in DATASETS:
+        changes = Counter(change for _, name, _, change in rows if name == dataset.name)
+        if changes:
+            said = ", ".join(f"{count} {change}" for change, count in sorted(changes.items()))
+            log.info("%-15s taking back %s files (%s)", dataset.name, sum(changes.values()), said)
+    if rows:
+        psycopg2.extras.execute_values(cursor, sql_queries.FILE_RETRACTIONS_INSERT, rows, page_size=500)
 
 
 def enforce_max_errors(rejects, max_errors):
@@ -200,6 +235,11 @@ def print_history(conn, output_format, limit):
     print(history.as_json(runs) if output_format == "json" else history.as_table(runs))
 
 
+def print_status(conn, config):
+    with warehouse.database_errors_as("reading the ledger"), warehouse.transaction(conn) as cur:
+        print(status.status(cur, config))
+
+
 def check_only(conn, config):
     with warehouse.database_errors_as("the checks"), warehouse.transaction(conn) as cur:
         checks.check_quality(cur, config)
@@ -216,10 +256,12 @@ def run_etl(args):
     try:
         if args.history:
             print_history(conn, args.format, args.limit)
+        elif args.status:
+            print_status(conn, config)
         elif args.check_only:
             check_only(conn, config)
         else:
-            load(conn, config, window, full_refresh=args.full_refresh)
+            load(conn, config, window, full_refresh=args.full_refresh, allow_retract=args.allow_retract)
     finally:
         conn.close()
 
@@ -242,7 +284,19 @@ def build_parser():
         "tables are kept and merged as on any run",
     )
     parser.add_argument(
+        "--allow-retract",
+        action="store_true",
+        help="take back every file gone from the source, even more than [ETL] "
+        "RETRACT_LIMIT_PERCENT of a dataset's loaded files",
+    )
+    parser.add_argument(
         "--history", action="store_true", help="print the latest runs from etl_runs; load nothing"
+    )
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="compare the source with the ledger (new, changed and gone files), the latest "
+        "play, days missing, the last runs; load nothing",
     )
     parser.add_argument(
         "--format", choices=("table", "json"), default="table", help="--history as a table or as JSON"

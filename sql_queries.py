@@ -45,10 +45,16 @@ class Table(NamedTuple):
     redshift_layout: str = ""  # DISTSTYLE / DISTKEY / SORTKEY, Redshift only
     indexes: tuple = ()  # PostgreSQL only: ((method, (column, ...)), ...); Redshift has none
     copy_options: tuple = ()  # Redshift's COPY from S3: how it reads this table's values
+    source_column: str | None = None  # staging: the column naming each row's file, not COPYd
 
     @property
     def column_names(self):
         return [name for name, _ in self.columns]
+
+    @property
+    def copied_columns(self):
+        """The columns the data fills, in JSONPaths order: all but the source column."""
+        return tuple(column for column in self.columns if column[0] != self.source_column)
 
 
 # ==============================================================================================
@@ -81,10 +87,14 @@ STAGING_EVENTS = Table(
         ("ts", "TIMESTAMP NOT NULL"),
         ("user_agent", "VARCHAR(512)"),
         ("user_id", "VARCHAR(32)"),
+        # The file each event came from, as the ledger names it: the run's retractions
+        # and the sources of plays and users (play_sources, user_sources) read it.
+        ("source_file", "VARCHAR(1024)"),
     ),
     # Staging is read whole by every transform: spread it evenly.
     redshift_layout="DISTSTYLE EVEN",
     copy_options=("TIMEFORMAT 'epochmillisecs'",),  # ts is milliseconds since the epoch
+    source_column="source_file",
 )
 
 # Column names equal the JSON field names: COPY … JSON 'auto' maps them by name.
@@ -240,6 +250,50 @@ LOADED_FILES = Table(
     redshift_layout="DISTSTYLE ALL",
 )
 
+# Which log files each play came from (a play's natural key may be in several files):
+# a changed or deleted file's plays are found here and retracted (docs/guarantees.md).
+# Laid out as songplays: a daily run's check reads the day's blocks; a retraction, which
+# is rare, reads the file column whole.
+PLAY_SOURCES = Table(
+    name="play_sources",
+    columns=(
+        ("file", "VARCHAR(1024) NOT NULL"),
+        ("songplay_id", "CHAR(32) NOT NULL"),
+        ("start_time", "TIMESTAMP NOT NULL"),
+    ),
+    primary_key=("file", "songplay_id"),
+    redshift_layout="DISTSTYLE KEY DISTKEY(start_time) SORTKEY(start_time)",
+    indexes=(("btree", ("songplay_id",)),),
+)
+
+# Each user's latest event in each log file: when a file is retracted, the users whose
+# latest event it held are derived again from what the other files hold.
+USER_SOURCES = Table(
+    name="user_sources",
+    columns=(
+        ("file", "VARCHAR(1024) NOT NULL"),
+        *USERS.columns,
+        ("latest_session_id", "INTEGER NOT NULL"),
+    ),
+    primary_key=("file", "user_id"),
+    redshift_layout="DISTSTYLE KEY DISTKEY(user_id) SORTKEY(file)",
+    indexes=(("btree", ("user_id",)),),
+)
+
+# Every file a run retracted: changed (its old rows replaced by its new ones) or gone
+# from the source (its rows removed). Written in the run's transaction.
+FILE_RETRACTIONS = Table(
+    name="file_retractions",
+    columns=(
+        ("run_id", "VARCHAR(32) NOT NULL"),
+        ("dataset", "VARCHAR(16) NOT NULL"),
+        ("file", "VARCHAR(1024) NOT NULL"),
+        ("change", "VARCHAR(16) NOT NULL"),  # changed | gone
+    ),
+    primary_key=("run_id", "dataset", "file"),
+    redshift_layout="DISTSTYLE ALL",
+)
+
 # One row per etl.py run that reached the database: 'committed' (written in the
 # run's own transaction, so it commits with the data) or 'failed' (written after the
 # rollback, with the one-line error). A run killed outright leaves no row. Kept by
@@ -293,7 +347,11 @@ STAR_TABLES = (SONGPLAYS, USERS, SONGS, ARTISTS, TIME)
 
 # The tables create_tables.py drops and recreates, in creation order, on both engines
 # (the run lock's table is created once and never dropped).
-ALL_TABLES = STAGING_TABLES + STAR_TABLES + (SONG_RECORDS, LOAD_REJECTS, LOADED_FILES)
+ALL_TABLES = (
+    STAGING_TABLES
+    + STAR_TABLES
+    + (SONG_RECORDS, PLAY_SOURCES, USER_SOURCES, LOAD_REJECTS, LOADED_FILES, FILE_RETRACTIONS)
+)
 
 
 def create_table_sql(table, engine):
@@ -594,7 +652,25 @@ def copy_from_s3_sql(table, source, iam_role, region, json_format, max_errors, m
         *COMMON_COPY_OPTIONS,
         f"MAXERROR {min(int(max_errors), MAXERROR_LIMIT)}",
     ]
-    return f"COPY {table.name}\nFROM {quote_literal(source)}\n" + "\n".join(options)
+    return f"COPY {_copied_column_list(table)}\nFROM {quote_literal(source)}\n" + "\n".join(options)
+
+
+def _copied_column_list(table):
+    """The table, and with a source column the columns COPY fills, in JSONPaths order:
+    "COPY tablename (column1 [,column2, ...])"; "If a column in the target table is
+    omitted from the column list, then COPY loads the target column's DEFAULT expression.
+    If the target column doesn't have a default, then COPY attempts to load NULL."
+    (copy-parameters-column-mapping.html). The source column is filled after the COPY."""
+    if not table.source_column:
+        return table.name
+    return f"{table.name} ({', '.join(name for name, _ in table.copied_columns)})"
+
+
+def source_file_sql(table):
+    """Redshift: the file a COPY of one file just loaded, written into the rows it added
+    (COPY cannot say which file a row came from)."""
+    column = table.source_column
+    return f"UPDATE {table.name} SET {column} = %s WHERE {column} IS NULL"
 
 
 # The rows this session's COPYs skipped or failed on since a time (a run has one
@@ -692,6 +768,27 @@ FROM loaded_files
 WHERE dataset = %s
 """
 
+# The files gone from the source leave the ledger with the rows they brought.
+LOADED_FILES_DELETE_GONE = """
+DELETE FROM loaded_files
+WHERE dataset = %s
+  AND file IN %s
+"""
+
+FILE_RETRACTIONS_INSERT = insert_values_sql(FILE_RETRACTIONS)
+
+# The other files that hold a play of these files (the second parameter: the files
+# already known, the first among them).
+FILES_SHARING_PLAYS_SQL = """
+SELECT DISTINCT other.file
+FROM play_sources AS mine
+JOIN play_sources AS other
+    ON other.songplay_id = mine.songplay_id
+   AND other.start_time = mine.start_time
+WHERE mine.file IN %s
+  AND other.file NOT IN %s
+"""
+
 # This run's files go through a temporary table: a changed (or, with --full-refresh,
 # every) file's old row is replaced in one statement, not one per file.
 NEW_LOADED_FILES_CREATE = "CREATE TEMP TABLE new_loaded_files (LIKE loaded_files)"
@@ -761,6 +858,19 @@ WHERE NOT EXISTS (
     SELECT 1 FROM {table.name} AS {existing} WHERE {same_key}
 )
 """
+
+
+def _songplay_id(event):
+    """The MD5 of a play's natural key (user, session, item in session, start time): the
+    same id on every load, whichever file the event came from."""
+    return f"""CAST(
+            MD5(
+                CAST(CAST({event}.user_id AS INTEGER) AS VARCHAR) || '|'
+                || CAST({event}.session_id AS VARCHAR) || '|'
+                || CAST({event}.item_in_session AS VARCHAR) || '|'
+                || TO_CHAR({event}.ts, 'YYYY-MM-DD HH24:MI:SS.MS')
+            ) AS CHAR(32)
+        )"""
 
 
 def _is_play(event="", joiner="\n  AND "):
@@ -1125,6 +1235,13 @@ FROM (
             OCTET_LENGTH(replaced_artist_name)
         FROM song_changes
         WHERE replaced_title IS NOT NULL  -- a new song replaced nothing
+        UNION
+        SELECT
+            title,
+            artist_name,
+            OCTET_LENGTH(title),
+            OCTET_LENGTH(artist_name)
+        FROM gone_songs
     ) AS changed
         ON {_song_match("changed", "sp.song_title", "sp.artist_name")}
     LEFT JOIN songs AS s
@@ -1178,14 +1295,7 @@ WITH plays AS (
     SELECT
         -- CHAR(32), the column's type: compared as text, PostgreSQL could not use the
         -- songplay_id index for the anti-join and would hash the whole fact.
-        CAST(
-            MD5(
-                CAST(CAST(e.user_id AS INTEGER) AS VARCHAR) || '|'
-                || CAST(e.session_id AS VARCHAR) || '|'
-                || CAST(e.item_in_session AS VARCHAR) || '|'
-                || TO_CHAR(e.ts, 'YYYY-MM-DD HH24:MI:SS.MS')
-            ) AS CHAR(32)
-        ) AS songplay_id,
+        {_songplay_id("e")} AS songplay_id,
         e.ts AS start_time,
         CAST(e.user_id AS INTEGER) AS user_id,
         e.level,
@@ -1195,9 +1305,60 @@ WITH plays AS (
         e.user_agent,
         e.song,
         e.artist,
-        e.length
+        e.length,
+        0 AS held
     FROM staging_events AS e
     WHERE {_is_play("e", joiner=_AND_IN_A_SUBQUERY)}
+),
+
+held_plays AS (
+    -- The row songplays holds for a staged play already loaded from another file: the
+    -- best of that play's copies so far, which a staged copy must beat to replace it.
+    SELECT
+        sp.songplay_id,
+        sp.start_time,
+        sp.user_id,
+        sp.level,
+        sp.session_id,
+        sp.item_in_session,
+        sp.location,
+        sp.user_agent,
+        sp.song_title AS song,
+        sp.artist_name AS artist,
+        sp.song_length AS length,
+        1 AS held
+    FROM songplays AS sp
+    WHERE {in_plays_window("sp.start_time")}
+      AND EXISTS (
+          SELECT 1
+          FROM plays AS p
+          WHERE p.songplay_id = sp.songplay_id
+            AND p.start_time = sp.start_time
+      )
+),
+
+best_copies AS (
+    -- Each play's best copy, by its own columns (staging may hold one natural key
+    -- twice, with different songs: which one is kept must not depend on the catalogue);
+    -- a tie keeps the held row.
+    SELECT
+        c.*,
+        ROW_NUMBER() OVER (
+            PARTITION BY c.songplay_id
+            ORDER BY
+                c.song, OCTET_LENGTH(c.song),
+                c.artist, OCTET_LENGTH(c.artist),
+                c.length,
+                c.level, OCTET_LENGTH(c.level),
+                c.location, OCTET_LENGTH(c.location),
+                c.user_agent, OCTET_LENGTH(c.user_agent),
+                c.held DESC
+        ) AS copy_rank
+    FROM (
+        SELECT * FROM plays
+        UNION ALL
+        SELECT * FROM held_plays
+    ) AS c
 ),
 
 plays_with_best_song AS (
@@ -1205,23 +1366,15 @@ plays_with_best_song AS (
         p.*,
         s.song_id,
         s.artist_id,
-        -- The event first, by its own columns (staging may hold one natural key twice,
-        -- with different songs: which one is kept must not depend on the catalogue),
-        -- then its closest song.
         ROW_NUMBER() OVER (
             PARTITION BY p.songplay_id
-            ORDER BY
-                p.song, OCTET_LENGTH(p.song),
-                p.artist, OCTET_LENGTH(p.artist),
-                p.length,
-                p.level, OCTET_LENGTH(p.level),
-                p.location, OCTET_LENGTH(p.location),
-                p.user_agent, OCTET_LENGTH(p.user_agent),
-                {_closest_song_first("s", "p.length")}
+            ORDER BY {_closest_song_first("s", "p.length")}
         ) AS preference
-    FROM plays AS p
+    FROM best_copies AS p
     LEFT JOIN songs AS s
         ON {_song_match("s", "p.song", "p.artist")}
+    WHERE p.copy_rank = 1
+      AND p.held = 0
 )
 
 SELECT
@@ -1240,13 +1393,15 @@ SELECT
     b.length AS song_length
 FROM plays_with_best_song AS b
 WHERE b.preference = 1
-  AND NOT EXISTS (
-      SELECT 1
-      FROM songplays AS sp
-      WHERE sp.songplay_id = b.songplay_id
-        AND sp.start_time = b.start_time
-        AND {in_plays_window("sp.start_time")}
-  )
+"""
+
+# A held row a better staged copy replaces (new plays have none).
+SONGPLAYS_DELETE_REPLACED = f"""
+DELETE FROM songplays
+USING new_songplays
+WHERE songplays.songplay_id = new_songplays.songplay_id
+  AND songplays.start_time = new_songplays.start_time
+  AND {in_plays_window("songplays.start_time")}
 """
 
 SONGPLAYS_INSERT = f"""
@@ -1343,6 +1498,225 @@ ORDER BY new_times.start_time
 """
 
 
+# --- Retraction: the rows of changed and deleted files ------------------------------------
+# A log file that changed, or is gone from the source, takes back what it brought: its
+# plays (found through play_sources), the users whose latest event was in it (derived
+# again from the other files' latest events, user_sources), and the times no play uses
+# any more. The run lists those files in retracted_files; a changed file's new version is
+# in staging and comes back as any new file does. Song files are a catalogue: a changed
+# or deleted one stages them all, and the songs and artists no record names any more go
+# (gone_songs, gone_artists), their plays matched again.
+
+RETRACTED_FILES_DROP = "DROP TABLE IF EXISTS retracted_files"
+# Made from play_sources, so that its text is compared as play_sources.file is (on
+# PostgreSQL, collated "C"); the run then inserts the files.
+RETRACTED_FILES_CREATE = """
+CREATE TEMP TABLE retracted_files AS
+SELECT file
+FROM play_sources
+LIMIT 0
+"""
+RETRACTED_FILES_INSERT = "INSERT INTO retracted_files (file) VALUES %s"
+
+
+def _in_retracted_files(column):
+    return f"EXISTS (\n    SELECT 1 FROM retracted_files AS r WHERE {_same_text('r.file', column)}\n)"
+
+
+RETRACTED_PLAYS_DROP = "DROP TABLE IF EXISTS retracted_plays"
+RETRACTED_PLAYS_CREATE = f"""
+CREATE TEMP TABLE retracted_plays AS
+SELECT DISTINCT
+    ps.songplay_id,
+    ps.start_time
+FROM play_sources AS ps
+WHERE {_in_retracted_files("ps.file")}
+"""
+
+RETRACTED_USERS_DROP = "DROP TABLE IF EXISTS retracted_users"
+RETRACTED_USERS_CREATE = f"""
+CREATE TEMP TABLE retracted_users AS
+SELECT DISTINCT us.user_id
+FROM user_sources AS us
+WHERE {_in_retracted_files("us.file")}
+"""
+
+# r_DELETE.html: "DELETE [ FROM ] table_name [ { USING } table_name, ... ]": no alias.
+SONGPLAYS_DELETE_RETRACTED = """
+DELETE FROM songplays
+USING retracted_plays
+WHERE songplays.songplay_id = retracted_plays.songplay_id
+  AND songplays.start_time = retracted_plays.start_time
+"""
+
+PLAY_SOURCES_DELETE_RETRACTED = f"""
+DELETE FROM play_sources
+WHERE {_in_retracted_files("play_sources.file")}
+"""
+
+USERS_DELETE_RETRACTED = """
+DELETE FROM users
+USING retracted_users
+WHERE users.user_id = retracted_users.user_id
+"""
+
+USER_SOURCES_DELETE_RETRACTED = f"""
+DELETE FROM user_sources
+WHERE {_in_retracted_files("user_sources.file")}
+"""
+
+# The times of retracted plays that no play has any more.
+UNUSED_TIMES_DROP = "DROP TABLE IF EXISTS unused_times"
+UNUSED_TIMES_CREATE = """
+CREATE TEMP TABLE unused_times AS
+SELECT DISTINCT r.start_time
+FROM retracted_plays AS r
+WHERE NOT EXISTS (
+    SELECT 1 FROM songplays AS sp WHERE sp.start_time = r.start_time
+)
+"""
+
+TIME_DELETE_UNUSED = """
+DELETE FROM time
+USING unused_times
+WHERE time.start_time = unused_times.start_time
+"""
+
+# Songs and artists no kept song record names any more (after a run that staged every
+# song file replaced the records of the songs that changed).
+GONE_SONGS_DROP = "DROP TABLE IF EXISTS gone_songs"
+GONE_SONGS_CREATE = """
+CREATE TEMP TABLE gone_songs AS
+SELECT
+    s.song_id,
+    s.title,
+    s.artist_name
+FROM songs AS s
+WHERE NOT EXISTS (
+    SELECT 1
+    FROM song_records AS r
+    WHERE r.song_id = s.song_id
+      AND OCTET_LENGTH(r.song_id) = OCTET_LENGTH(s.song_id)
+)
+"""
+
+# The empty gone_songs of a run that staged only some song files: no record went.
+GONE_SONGS_NONE = """
+CREATE TEMP TABLE gone_songs AS
+SELECT
+    song_id,
+    title,
+    artist_name
+FROM songs
+LIMIT 0
+"""
+
+SONGS_DELETE_GONE = f"""
+DELETE FROM songs
+USING gone_songs
+WHERE {_same_text("songs.song_id", "gone_songs.song_id")}
+"""
+
+GONE_ARTISTS_DROP = "DROP TABLE IF EXISTS gone_artists"
+GONE_ARTISTS_CREATE = """
+CREATE TEMP TABLE gone_artists AS
+SELECT a.artist_id
+FROM artists AS a
+WHERE NOT EXISTS (
+    SELECT 1
+    FROM song_records AS r
+    WHERE r.artist_id = a.artist_id
+      AND OCTET_LENGTH(r.artist_id) = OCTET_LENGTH(a.artist_id)
+)
+"""
+
+ARTISTS_DELETE_GONE = f"""
+DELETE FROM artists
+USING gone_artists
+WHERE {_same_text("artists.artist_id", "gone_artists.artist_id")}
+"""
+
+# Did the catalogue change a song, or lose one? Counted, not taken from a row count:
+# Redshift documents no row count for CREATE TABLE AS, and psycopg2 then says -1.
+SONGS_CHANGED_COUNT = """
+SELECT
+    (SELECT COUNT(*) FROM song_changes)
+    + (SELECT COUNT(*) FROM gone_songs)
+"""
+
+
+# --- Where plays and users came from ----------------------------------------------------------
+# A staged file has no rows here: a file staged again (changed, by --full-refresh, or
+# sharing a play with a retracted file) was retracted first.
+
+PLAY_SOURCES_INSERT = f"""
+INSERT INTO play_sources (
+    {_columns(PLAY_SOURCES)}
+)
+SELECT DISTINCT
+    e.source_file,
+    {_songplay_id("e")},
+    e.ts
+FROM staging_events AS e
+WHERE {_is_play("e")}
+"""
+
+# Each user's latest event in each staged file, by the order users are chosen in.
+USER_SOURCES_INSERT = f"""
+INSERT INTO user_sources (
+    {_columns(USER_SOURCES)}
+)
+SELECT
+    {_columns(USER_SOURCES, "ranked")}
+FROM (
+    SELECT
+        e.source_file AS file,
+        CAST(e.user_id AS INTEGER) AS user_id,
+        e.first_name,
+        e.last_name,
+        e.gender,
+        e.level,
+        e.ts AS latest_event_at,
+        e.item_in_session AS latest_item_in_session,
+        e.session_id AS latest_session_id,
+        ROW_NUMBER() OVER (
+            PARTITION BY e.source_file, OCTET_LENGTH(e.source_file), CAST(e.user_id AS INTEGER)
+            ORDER BY e.ts DESC, e.item_in_session DESC, e.session_id DESC
+        ) AS recency
+    FROM staging_events AS e
+    WHERE e.user_id IS NOT NULL
+) AS ranked
+WHERE ranked.recency = 1
+"""
+
+# A retracted user comes back from the latest event the files that remain hold (none:
+# the user is gone). The users statements after it then find nothing newer in staging.
+USERS_INSERT_RETRACTED = f"""
+INSERT INTO users (
+    {_columns(USERS)}
+)
+SELECT
+    {_columns(USERS, "ranked")}
+FROM (
+    SELECT
+        us.user_id,
+        us.first_name,
+        us.last_name,
+        us.gender,
+        us.level,
+        us.latest_event_at,
+        us.latest_item_in_session,
+        ROW_NUMBER() OVER (
+            PARTITION BY us.user_id
+            ORDER BY us.latest_event_at DESC, us.latest_item_in_session DESC, us.latest_session_id DESC
+        ) AS recency
+    FROM user_sources AS us
+    WHERE us.user_id IN (SELECT user_id FROM retracted_users)
+) AS ranked
+WHERE ranked.recency = 1
+"""
+
+
 # --- The transform as a list of steps -----------------------------------------------------
 # The run (sparkify.transform) sends the steps whose condition holds, in this order;
 # --dry-run prints every one with its condition. The catalogue goes first: plays are
@@ -1356,6 +1730,7 @@ ORDER BY new_times.start_time
 STATEMENT = "statement"  # run it, and say what it did (Step.logs) with its row count
 PLAYS_WINDOW_READ = "plays window"  # read the window that later statements take as parameters
 COUNT = "count"  # count rows: more than none makes Step.decides hold, none its opposite
+FILE_LIST = "file list"  # create the table, then fill it with the run's retracted files
 ANALYZE = "analyze"  # PostgreSQL's statistics of the table
 
 # The conditions a step runs on, as --dry-run says them; the run knows each as it goes.
@@ -1365,6 +1740,7 @@ SOME_SONG_FILES_STAGED = "if this run staged some song files, not all"
 A_SONG_CHANGED = "if this run changed a song"
 NO_SONG_CHANGED = "if it changed none"
 WROTE_A_TENTH = "if this insert wrote more than a tenth of it"
+FILES_RETRACTED = "if this run takes back log files (changed, gone or staged again)"
 OPPOSITES = {A_SONG_CHANGED: NO_SONG_CHANGED}
 
 # After which steps PostgreSQL analyses the table (Redshift analyses on its own: see
@@ -1407,6 +1783,16 @@ PLAYS_WINDOW_STEP = Step(
     says="this run's first and last play: songplays and time are read between them",
 )
 
+RETRACTION_STEPS = (
+    Step("retracted_files", RETRACTED_FILES_DROP, FILES_RETRACTED),
+    Step("retracted_files", RETRACTED_FILES_CREATE, FILES_RETRACTED, kind=FILE_LIST, logs="%d files"),
+    *_temporary("retracted_plays", RETRACTED_PLAYS_DROP, RETRACTED_PLAYS_CREATE, FILES_RETRACTED),
+    *_temporary("retracted_users", RETRACTED_USERS_DROP, RETRACTED_USERS_CREATE, FILES_RETRACTED),
+    Step("songplays", SONGPLAYS_DELETE_RETRACTED, FILES_RETRACTED, logs="-%d rows retracted"),
+    Step("play_sources", PLAY_SOURCES_DELETE_RETRACTED, FILES_RETRACTED, logs="-%d rows retracted"),
+    Step("users", USERS_DELETE_RETRACTED, FILES_RETRACTED, logs="%d rows to derive again"),
+    Step("user_sources", USER_SOURCES_DELETE_RETRACTED, FILES_RETRACTED, logs="-%d rows retracted"),
+)
 CATALOGUE_STEPS = (
     Step("song_records", SONG_RECORDS_INSERT, SOME_SONG_FILES_STAGED, logs="+%d rows"),
     *_temporary(
@@ -1414,21 +1800,19 @@ CATALOGUE_STEPS = (
     ),
     Step("song_records", SONG_RECORDS_DELETE_CHANGED, EVERY_SONG_FILE_STAGED, logs="%d rows replaced"),
     Step("song_records", SONG_RECORDS_INSERT_CHANGED, EVERY_SONG_FILE_STAGED, logs="+%d rows"),
+    *_temporary("gone_songs", GONE_SONGS_DROP, GONE_SONGS_CREATE, EVERY_SONG_FILE_STAGED),
+    Step("gone_songs", GONE_SONGS_DROP, SOME_SONG_FILES_STAGED),
+    Step("gone_songs", GONE_SONGS_NONE, SOME_SONG_FILES_STAGED, logs="%d rows"),
+    Step("songs", SONGS_DELETE_GONE, EVERY_SONG_FILE_STAGED, logs="-%d rows no record names"),
     *_temporary("song_changes", SONG_CHANGES_DROP, SONG_CHANGES_CREATE, SONG_FILES_STAGED),
     Step("songs", SONGS_UPDATE, SONG_FILES_STAGED, logs="%d rows changed by new records"),
     Step("songs", SONGS_INSERT, SONG_FILES_STAGED, logs="+%d rows", analyze=IF_IT_GREW),
     *_temporary("artist_changes", ARTIST_CHANGES_DROP, ARTIST_CHANGES_CREATE, SONG_FILES_STAGED),
     Step("artists", ARTISTS_UPDATE, SONG_FILES_STAGED, logs="%d rows changed by new records"),
     Step("artists", ARTISTS_INSERT, SONG_FILES_STAGED, logs="+%d rows", analyze=IF_IT_GREW),
-    # Counted, not taken from the CREATE's row count: Redshift documents no row count
-    # for CREATE TABLE AS, and psycopg2 then says -1.
-    Step(
-        "song_changes",
-        "SELECT COUNT(*) FROM song_changes",
-        SONG_FILES_STAGED,
-        kind=COUNT,
-        decides=A_SONG_CHANGED,
-    ),
+    *_temporary("gone_artists", GONE_ARTISTS_DROP, GONE_ARTISTS_CREATE, EVERY_SONG_FILE_STAGED),
+    Step("artists", ARTISTS_DELETE_GONE, EVERY_SONG_FILE_STAGED, logs="-%d rows no record names"),
+    Step("song_changes", SONGS_CHANGED_COUNT, SONG_FILES_STAGED, kind=COUNT, decides=A_SONG_CHANGED),
 )
 REMATCH_STEPS = (
     *_temporary("rematched_plays", REMATCHED_PLAYS_DROP, REMATCHED_PLAYS_CREATE, A_SONG_CHANGED),
@@ -1439,6 +1823,7 @@ REMATCH_STEPS = (
 )
 PLAY_STEPS = (
     *_temporary("new_songplays", NEW_SONGPLAYS_DROP, NEW_SONGPLAYS_CREATE),
+    Step("songplays", SONGPLAYS_DELETE_REPLACED, logs="%d rows replaced by a better copy"),
     Step(
         "songplays",
         SONGPLAYS_INSERT,
@@ -1448,12 +1833,17 @@ PLAY_STEPS = (
         # no such index and sorts by its own sort key, start_time.
         in_order_of="songplay_id",
     ),
+    Step("play_sources", PLAY_SOURCES_INSERT, logs="+%d rows"),
+    Step("user_sources", USER_SOURCES_INSERT, logs="+%d rows"),
+    Step("users", USERS_INSERT_RETRACTED, FILES_RETRACTED, logs="+%d rows derived again"),
     *_temporary("latest_user_events", LATEST_USER_EVENTS_DROP, LATEST_USER_EVENTS_CREATE),
     Step("users", USERS_DELETE_OUTDATED, logs="%d rows to refresh from newer events"),
     Step("users", USERS_INSERT, logs="+%d rows", analyze=IF_IT_GREW),
     Step("time", TIME_INSERT, logs="+%d rows", analyze=IF_IT_GREW),
+    *_temporary("unused_times", UNUSED_TIMES_DROP, UNUSED_TIMES_CREATE, FILES_RETRACTED),
+    Step("time", TIME_DELETE_UNUSED, FILES_RETRACTED, logs="-%d rows no play uses"),
 )
-TRANSFORM_STEPS = (PLAYS_WINDOW_STEP, *CATALOGUE_STEPS, *REMATCH_STEPS, *PLAY_STEPS)
+TRANSFORM_STEPS = (PLAYS_WINDOW_STEP, *RETRACTION_STEPS, *CATALOGUE_STEPS, *REMATCH_STEPS, *PLAY_STEPS)
 
 # The temporary tables later statements (and the checks) read.
 RUN_TEMP_TABLES_CREATE = tuple(step.sql for step in TRANSFORM_STEPS if step.analyze == ALWAYS)
@@ -1624,6 +2014,25 @@ LOADED_SOURCES = {
 }
 
 
+def _play_sources_check(scope):
+    """Every play knows a file it came from, or a changed or deleted file could not take
+    it back. Run scope: this run's new plays."""
+    plays = "songplays" if scope == WHOLE_TABLES else "new_songplays"
+    window = f"\n        AND {in_plays_window('ps.start_time')}" if scope == THIS_RUN else ""
+    return (
+        "every songplays row has a source file in play_sources",
+        f"""SELECT COUNT(*)
+FROM {plays} AS sp
+WHERE NOT EXISTS (
+      SELECT 1
+      FROM play_sources AS ps
+      WHERE ps.songplay_id = sp.songplay_id
+        AND ps.start_time = sp.start_time{window}
+  )""",
+        "0",
+    )
+
+
 def _not_empty_check(table, scope):
     """One row of each is enough: no count of the whole table. In the run's scope
     songplays and time are looked for within this run's plays window, where its staged
@@ -1664,6 +2073,7 @@ def quality_checks(scope):
         ),
         *(_relationship_check(table.name, *reference, scope) for table, reference in referencing),
         _staged_plays_missing_check(scope),
+        _play_sources_check(scope),
         *(_not_empty_check(table, scope) for table in STAR_TABLES),
     )
 
@@ -1696,3 +2106,6 @@ FROM etl_runs
 ORDER BY started_at DESC
 LIMIT %s
 """
+
+# etl.py --status: the latest play the warehouse holds.
+LATEST_PLAY_SQL = "SELECT MAX(start_time) FROM songplays"

@@ -55,6 +55,9 @@ KEYS = (
     Key("ETL", "MAXERROR", "0", TARGETS),
     Key("ETL", "REPAIR_MOJIBAKE", "true", (LOCAL,)),
     Key("ETL", "LOCK_TIMEOUT_SECONDS", "60", TARGETS),
+    # A run stops, changing nothing, when more than this share of a dataset's loaded
+    # files is gone from the source (a wrong path, an emptied folder): --allow-retract.
+    Key("ETL", "RETRACT_LIMIT_PERCENT", "10", TARGETS),
     Key("LOCAL", "DSN", None, (LOCAL,), secret=True),
     Key("CLUSTER", "HOST", None, (REDSHIFT,)),
     Key("CLUSTER", "DB_NAME", None, (REDSHIFT,)),
@@ -136,6 +139,10 @@ class Config:
     @property
     def lock_timeout_seconds(self):
         return int(self.get("ETL", "LOCK_TIMEOUT_SECONDS"))
+
+    @property
+    def retract_limit_percent(self):
+        return int(self.get("ETL", "RETRACT_LIMIT_PERCENT"))
 
     def secrets(self):
         """Every secret value of this config, to be masked in any output."""
@@ -242,6 +249,9 @@ def _validate(values, target, path):
     for label in (("ETL", "MAXERROR"), ("ETL", "LOCK_TIMEOUT_SECONDS")):
         if not values[label].isdigit():
             fail(label, f"must be a whole number >= 0, not {values[label]!r}")
+    limit = values[("ETL", "RETRACT_LIMIT_PERCENT")]
+    if not (limit.isdigit() and int(limit) <= 100):
+        fail(("ETL", "RETRACT_LIMIT_PERCENT"), f"must be a whole number from 0 to 100, not {limit!r}")
     for label in BOOLEAN_KEYS:
         if values.get(label):
             if values[label].lower() not in TRUE_WORDS | FALSE_WORDS:

@@ -14,6 +14,8 @@ import psycopg2.extras
 
 import sql_queries
 from sparkify.copytext import ChunkStream, copy_text_line
+from sparkify.errors import UsageError
+from sparkify.output import first_and_more
 
 log = logging.getLogger("sparkify")
 LEDGER_INSERT_PAGE_ROWS = 1000
@@ -23,10 +25,13 @@ COPY_CHUNK_ROWS = 10_000  # one COPY message per chunk, not per file
 class Selection(NamedTuple):
     """What the ledger makes of one dataset's listing."""
 
-    staged: list  # the items to stage: new and changed
+    staged: list  # the items to stage: new and changed (and, staged again, loaded before)
     new: int
     changed: int
-    already_loaded: int
+    already_loaded: int  # listed, and loaded in this version before
+    again: tuple = ()  # the names of the staged files loaded before: their old rows are retracted
+    gone: tuple = ()  # the names of loaded files the listing no longer holds
+    changed_files: tuple = ()  # the names of the changed ones among again
 
     @property
     def whole(self):
@@ -38,6 +43,14 @@ class Selection(NamedTuple):
         """Does staging it replace rows of the ledger (changed files, or a full refresh)?"""
         return len(self.staged) > self.new
 
+    def retracted(self, every_file=True):
+        """(file, change) of the files whose old rows go: changed, gone, and with
+        every_file also those staged again unchanged."""
+        changed = set(self.changed_files)
+        again = [(f, "changed" if f in changed else "staged again") for f in self.again]
+        kept = again if every_file else [(f, c) for f, c in again if c == "changed"]
+        return kept + [(file, "gone") for file in self.gone]
+
 
 def loaded_versions(cursor, dataset):
     """{file: (size, version)} of a dataset's loaded files (names only, not data: a
@@ -46,33 +59,95 @@ def loaded_versions(cursor, dataset):
     return {file: (size, version) for file, size, version in cursor.fetchall()}
 
 
-def select(dataset, items, identity, known, full_refresh=False):
-    """Split a dataset's listing by the ledger. identity(item) -> (file, size, version).
+def select(dataset, items, identity, known, full_refresh=False, listed=lambda file: True):
+    """Split a dataset's listing by the ledger. identity(item) -> (file, size, version);
+    listed(file): could the listing hold this loaded file (a dataset loaded by day is
+    listed only for --from/--to's days)? A loaded file it could hold but does not is gone.
 
-    A changed file of a dataset marked whole_if_changed (the song catalogue: its kept records
-    cannot be told apart by file, so they are replaced) stages every file again.
+    A changed or gone file of a dataset marked whole_if_changed (the song catalogue: its
+    kept records cannot be told apart by file, so they are replaced) stages every file
+    again.
     """
-    selection = _split(items, identity, known, full_refresh)
-    if dataset.whole_if_changed and selection.changed and not selection.whole:
-        return _split(items, identity, known, full_refresh=True)
+    selection = _split(items, identity, known, full_refresh, listed)
+    if dataset.whole_if_changed and (selection.changed or selection.gone) and not selection.whole:
+        return _split(items, identity, known, True, listed)
     return selection
 
 
-def _split(items, identity, known, full_refresh):
-    staged, new, changed, already_loaded = [], 0, 0, 0
+def _split(items, identity, known, full_refresh, listed):
+    staged, again, changed_files, new, changed, already_loaded, found = [], [], [], 0, 0, 0, set()
     for item in items:
         file, size, version = identity(item)
+        found.add(file)
         seen = known.get(file)
         if seen is None:
             new += 1
         elif seen != (size, version):
             changed += 1
+            again.append(file)
+            changed_files.append(file)
         else:
             already_loaded += 1
             if not full_refresh:
                 continue
+            again.append(file)
         staged.append(item)
-    return Selection(staged, new, changed, already_loaded)
+    gone = sorted(file for file in known if file not in found and listed(file))
+    return Selection(staged, new, changed, already_loaded, tuple(again), tuple(gone), tuple(changed_files))
+
+
+def with_shared(selection, items, identity, shared):
+    """The selection, also staging again the listed files named in shared (they hold a
+    play of a retracted file: re-derived, it must meet every copy of itself)."""
+    staged_names = {identity(item)[0] for item in selection.staged}
+    extra = [item for item in items if identity(item)[0] in shared and identity(item)[0] not in staged_names]
+    if not extra:
+        return selection
+    names = [identity(item)[0] for item in extra]
+    return selection._replace(staged=selection.staged + extra, again=selection.again + tuple(names))
+
+
+def require_listed(dataset, shared, selection, identity):
+    """Every file sharing a play with a retracted file must be staged again; one the
+    listing left out (outside --from/--to) stops the run."""
+    staged = {identity(item)[0] for item in selection.staged}
+    missing = sorted(set(shared) - staged)
+    if missing:
+        raise UsageError(
+            f"{dataset.name}: {first_and_more(missing)} share plays with the files taken back this run "
+            "but are outside --from/--to; run without --from/--to"
+        )
+
+
+def files_sharing_plays(cursor, retracted):
+    """The files that hold a play of a retracted file, and the files that hold a play of
+    those, and so on: each is staged again, so that a play taken back is chosen again
+    from every copy of it, as a full load would choose it."""
+    retracted, sharing = set(retracted), set()
+    while retracted:
+        cursor.execute(sql_queries.FILES_SHARING_PLAYS_SQL, (tuple(retracted), tuple(retracted | sharing)))
+        found = {file for (file,) in cursor.fetchall()} - sharing
+        sharing |= found
+        retracted = found
+    return sharing
+
+
+class RetractionRefused(UsageError):
+    """A listing would take back more of the warehouse than the run may without asking."""
+
+
+def check_retraction(dataset, selection, known, limit_percent, allowed, source):
+    """Stop before anything changes when more than limit_percent of a dataset's loaded
+    files are gone from its listing (a wrong path, an emptied folder, a bucket mid-sync),
+    unless the user confirmed it (--allow-retract)."""
+    gone = len(selection.gone)
+    if allowed or not gone or gone * 100 <= limit_percent * len(known):
+        return
+    raise RetractionRefused(
+        f"{gone} of the {len(known)} {dataset.name} files loaded before are gone from {source}; "
+        f"the run stopped before changing anything. If they were removed on purpose, run again "
+        f"with --allow-retract (or raise [ETL] RETRACT_LIMIT_PERCENT, now {limit_percent})"
+    )
 
 
 def record(cursor, engine, rows, replacing=True):
@@ -103,6 +178,12 @@ def record(cursor, engine, rows, replacing=True):
     if replacing:
         for statement in sql_queries.LOADED_FILES_REPLACE:
             cursor.execute(statement)
+
+
+def forget(cursor, dataset, files):
+    """The gone files leave the ledger (their rows leave the warehouse in the transform)."""
+    if files:
+        cursor.execute(sql_queries.LOADED_FILES_DELETE_GONE, (dataset.name, tuple(files)))
 
 
 def report_selection(selection):

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import sql_queries
 from sparkify import ledger
 from sparkify.datasets import DATASETS
-from sparkify.jsonfiles import list_data_files
+from sparkify.jsonfiles import in_window, list_data_files
 from sparkify.output import timed
 from sparkify.s3source import local_sources
 from sparkify.staging import mixes_notations, read_jsonpaths, stage_dataset, staging_columns
@@ -49,17 +49,17 @@ def finish(prepared, config, run_id):
 
 def stage(cursor, config, window, run, seconds_by_phase):
     """Refresh every staging table from its folder with the files the ledger does not hold
-    yet; returns ({dataset name: Counters}, {dataset name: whether every file of it was
-    staged})."""
+    yet (or holds in another version); returns ({dataset name: Counters}, {dataset name:
+    ledger.Selection})."""
     for setting in sql_queries.POSTGRES_RUN_SETTINGS:
         cursor.execute(setting)
-    results, whole = {}, {}
+    results, selections = {}, {}
     with local_sources(config, window) as sources:
         for local in local_datasets(sources, window):
             dataset = local.dataset
             with timed(seconds_by_phase, f"stage {dataset.staging.name}") as elapsed:
                 cursor.execute(sql_queries.empty_staging_sql(dataset.staging, config.engine))
-                choose = LedgerChoice(cursor, local, run.full_refresh)
+                choose = LedgerChoice(cursor, local, run, config)
                 counters = stage_dataset(
                     cursor,
                     dataset.name,
@@ -71,6 +71,7 @@ def stage(cursor, config, window, run, seconds_by_phase):
                     run.rejects,
                     workers=os.cpu_count() or 1,
                     choose=choose,
+                    source_name=choose.file_name if dataset.staging.source_column else None,
                 )
                 ledger.record(
                     cursor,
@@ -81,11 +82,12 @@ def stage(cursor, config, window, run, seconds_by_phase):
                     ),
                     replacing=choose.selection.replaces,
                 )
+                ledger.forget(cursor, dataset, choose.selection.gone)
             report_staging(dataset, counters, elapsed())
             ledger.report_selection(choose.selection)
             results[dataset.name] = counters
-            whole[dataset.name] = choose.selection.whole
-    return results, whole
+            selections[dataset.name] = choose.selection
+    return results, selections
 
 
 def local_datasets(sources, window):
@@ -108,19 +110,46 @@ def local_datasets(sources, window):
 
 class LedgerChoice:
     """choose(listing) -> the files to stage; remembers the ledger's Selection and each
-    file's identity (path in the folder, size, mtime) for the ledger's new rows."""
+    file's identity (path in the folder, size, mtime) for the ledger's new rows. It
+    stops the run if too many loaded files are gone, and adds the files that share a
+    play with a file taken back."""
 
-    def __init__(self, cursor, local, full_refresh):
+    def __init__(self, cursor, local, run, config):
+        self.cursor, self.local, self.run, self.config = cursor, local, run, config
         self.known = ledger.loaded_versions(cursor, local.dataset)
-        self.dataset, self.root, self.full_refresh = local.dataset, local.root, full_refresh
         self.selection = self.identity = None
 
     def __call__(self, listing):
-        self.identity = local_identity(self.root, listing)
+        dataset, window = self.local.dataset, self.local.window
+        self.identity = local_identity(self.local.root, listing)
         self.selection = ledger.select(
-            self.dataset, listing.files, self.identity, self.known, self.full_refresh
+            dataset,
+            listing.files,
+            self.identity,
+            self.known,
+            self.run.full_refresh,
+            listed=lambda file: (
+                not window or window == (None, None) or in_window(os.path.basename(file), window)
+            ),
         )
+        ledger.check_retraction(
+            dataset,
+            self.selection,
+            self.known,
+            self.config.retract_limit_percent,
+            self.run.allow_retract,
+            self.local.root,
+        )
+        if dataset.staging.source_column and (self.selection.again or self.selection.gone):
+            retracted = [file for file, _ in self.selection.retracted()]
+            shared = ledger.files_sharing_plays(self.cursor, retracted) - set(self.selection.gone)
+            self.selection = ledger.with_shared(self.selection, listing.files, self.identity, shared)
+            ledger.require_listed(dataset, shared, self.selection, self.identity)
         return self.selection.staged
+
+    def file_name(self, path):
+        """What the ledger calls the file at path (relative to the dataset's folder)."""
+        return self.identity((path, 0))[0]
 
 
 def local_identity(root, listing):

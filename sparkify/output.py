@@ -136,3 +136,8 @@ def timed(seconds_by_phase, phase):
     started = time.perf_counter()
     yield lambda: seconds_by_phase[phase]
     seconds_by_phase[phase] = seconds_by_phase.get(phase, 0.0) + time.perf_counter() - started
+
+
+def first_and_more(names):
+    """'a' or 'a and 2 more': the first of some names, and how many others."""
+    return names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "")

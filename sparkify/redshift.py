@@ -19,6 +19,7 @@ import sql_queries
 from sparkify.datasets import DATASETS
 from sparkify.errors import ConfigError, SparkifyError
 from sparkify.jsonfiles import DATE_IN_NAME
+from sparkify.output import first_and_more
 from sparkify.s3 import is_gzip
 
 
@@ -60,7 +61,15 @@ class PlannedCopy(NamedTuple):
             gzip=self.gzip,
         )
 
+    @property
+    def file(self):
+        """The one file a per-file COPY loads (its S3 key, as the ledger names it)."""
+        return self.keys[0].key
+
     def what(self):
+        if self.dataset.staging.source_column:
+            how = "listed by its manifest" if self.manifest else "as the prefix"
+            return f"{self.table.name}: {self.file} {how}"
         kind = "gzip " if self.gzip and not self.pack else ""
         how = (
             "packed into gzip files listed by the manifest"
@@ -88,10 +97,35 @@ def plan_copies(config, listings, run_id):
         if dataset.packable and config.flag("S3", "PACK_SONGS"):
             source = f"{run_folder(staging_prefix, run_id)}/{dataset.name}-packs.manifest"
             copies.append(PlannedCopy(dataset, source, listing.files, listing.bucket, True, True, True))
+        elif dataset.staging.source_column:
+            copies += file_copies(dataset, listing, staging_prefix and run_folder(staging_prefix, run_id))
         elif staging_prefix:
             copies += manifest_copies(dataset, listing, run_folder(staging_prefix, run_id))
         else:
             copies += prefix_copies(dataset, listing)
+    return copies
+
+
+def file_copies(dataset, listing, folder):
+    """One COPY per file, so that the run can name each row's file (COPY cannot): a
+    manifest of the one file in the run's folder, or without STAGING_PREFIX the file's
+    own key as the prefix, refused when another object's key starts with it."""
+    copies = []
+    keys = sorted({item.key for item in listing.files} | set(listing.ignored) | set(listing.outside_window))
+    for number, item in enumerate(listing.files):
+        if folder:
+            source = f"{folder}/{dataset.name}-{number:05d}.manifest"
+            copies.append(PlannedCopy(dataset, source, [item], listing.bucket, is_gzip(item.key), True))
+            continue
+        stray = [key for key in keys if key.startswith(item.key) and key != item.key]
+        if stray:
+            raise S3LayoutError(
+                f"s3://{listing.bucket}/{item.key} is also the start of {stray[0]}, which a COPY "
+                "of that key would load too; set [S3] STAGING_PREFIX to load exactly the data "
+                "files through manifests, or rename it"
+            )
+        source = f"s3://{listing.bucket}/{item.key}"
+        copies.append(PlannedCopy(dataset, source, [item], listing.bucket, is_gzip(item.key), False))
     return copies
 
 
@@ -123,9 +157,8 @@ def prefix_copies(dataset, listing):
         stray = [key for key in others if key.startswith(prefix) and key not in wanted]
         if stray:
             raise S3LayoutError(
-                f"s3://{listing.bucket}/{prefix} also holds {stray[0]}"
-                + (f" and {len(stray) - 1} more" if len(stray) > 1 else "")
-                + ", which a COPY from that prefix would load; set [S3] STAGING_PREFIX to load "
+                f"s3://{listing.bucket}/{prefix} also holds {first_and_more(stray)}"
+                ", which a COPY from that prefix would load; set [S3] STAGING_PREFIX to load "
                 "exactly the data files through a manifest, or move it away"
             )
         kinds = {is_gzip(item.key) for item in keys}

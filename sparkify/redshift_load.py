@@ -21,7 +21,7 @@ import sql_queries
 from sparkify import ledger, redshift, s3, warehouse
 from sparkify.datasets import CATALOGUE, DATASETS, PLAYS, SOURCE_KEYS
 from sparkify.errors import DatabaseError
-from sparkify.jsonfiles import DATA_SUFFIXES
+from sparkify.jsonfiles import DATA_SUFFIXES, in_window
 from sparkify.output import timed
 from sparkify.redshift import CopyFailed
 from sparkify.s3 import aws_errors_as
@@ -80,9 +80,9 @@ def list_sources(client, config, window):
 def stage(cursor, config, prepared, run, seconds_by_phase):
     """After the lock: the ledger picks the new and changed keys, their manifests are
     written, and the COPYs run. Returns ({dataset name: StagingResult}, {dataset name:
-    whether every file of it was staged})."""
+    ledger.Selection})."""
     with timed(seconds_by_phase, "stage") as elapsed:
-        selections = select_new(cursor, config, prepared.listings, run.full_refresh)
+        selections = select_new(cursor, config, prepared.listings, run)
         listings = {name: prepared.listings[name]._replace(files=s.staged) for name, s in selections.items()}
         copies = redshift.plan_copies(config, listings, run.run_id)
         prepared.copies[:] = copies
@@ -90,27 +90,55 @@ def stage(cursor, config, prepared, run, seconds_by_phase):
         results = copy_and_account(cursor, config, copies, prepared.since, run.rejects)
         replacing = any(selection.replaces for selection in selections.values())
         record_in_ledger(cursor, listings, run.run_id, replacing)
+        for dataset in DATASETS:
+            ledger.forget(cursor, dataset, selections[dataset.name].gone)
     for dataset in DATASETS:
         report_staging(dataset, results[dataset.name], prepared.listings[dataset.name])
         ledger.report_selection(selections[dataset.name])
     log.info("%-15s %.2f s for the COPYs and their load errors", "staging", elapsed())
-    return results, {name: selection.whole for name, selection in selections.items()}
+    return results, selections
 
 
-def select_new(cursor, config, listings, full_refresh):
-    """{dataset name: ledger.Selection}: the keys not loaded before, or changed (ETag).
-    Without STAGING_PREFIX a COPY reads a whole prefix, so every key is staged."""
-    everything = full_refresh or not config.get("S3", "STAGING_PREFIX")
-    return {
-        dataset.name: ledger.select(
-            dataset,
-            listings[dataset.name].files,
-            s3_identity,
-            ledger.loaded_versions(cursor, dataset),
-            everything,
+def select_new(cursor, config, listings, run):
+    """{dataset name: ledger.Selection}: the keys not loaded before, or changed (ETag),
+    and those gone; the files sharing a play with a file taken back are staged again.
+    Without STAGING_PREFIX a COPY of the songs reads a whole prefix, so every key is
+    staged."""
+    selections = {}
+    for dataset in DATASETS:
+        listing, known = listings[dataset.name], ledger.loaded_versions(cursor, dataset)
+        everything = run.full_refresh or not (
+            config.get("S3", "STAGING_PREFIX") or dataset.staging.source_column
         )
-        for dataset in DATASETS
-    }
+        selection = ledger.select(
+            dataset,
+            listing.files,
+            s3_identity,
+            known,
+            everything,
+            listed=lambda key, listing=listing: key_listed(key, listing),
+        )
+        ledger.check_retraction(
+            dataset, selection, known, config.retract_limit_percent, run.allow_retract, listing_url(listing)
+        )
+        if dataset.staging.source_column and (selection.again or selection.gone):
+            retracted = [file for file, _ in selection.retracted()]
+            shared = ledger.files_sharing_plays(cursor, retracted) - set(selection.gone)
+            selection = ledger.with_shared(selection, listing.files, s3_identity, shared)
+            ledger.require_listed(dataset, shared, selection, s3_identity)
+        selections[dataset.name] = selection
+    return selections
+
+
+def key_listed(key, listing):
+    """Could this listing hold the key: under its folder, and for a window one of its days?"""
+    if not key.startswith(listing.folder):
+        return False
+    return listing.window in (None, (None, None)) or in_window(key.rsplit("/", 1)[-1], listing.window)
+
+
+def listing_url(listing):
+    return f"s3://{listing.bucket}/{listing.folder}"
 
 
 def s3_identity(item):
@@ -162,6 +190,8 @@ def copy_into_staging(cursor, config, copies):
             cursor.execute(copy.sql(config))
         except psycopg2.Error as error:
             raise CopyFailed(copy.table.name, str(error).strip().splitlines()[0]) from None
+        if copy.table.source_column:
+            cursor.execute(sql_queries.source_file_sql(copy.table), (copy.file,))
 
 
 def record_load_errors(errors, copies, rejects):
@@ -288,6 +318,15 @@ def planned_statements(config, window):
     copies = redshift.plan_copies(config, list_sources(s3.s3_client(config), config, window), "<run_id>")
     steps = [(t.name, sql_queries.empty_staging_sql(t, config.engine)) for t in sql_queries.STAGING_TABLES]
     for copy in copies:
+        if copy.table.source_column:
+            steps.append((copy.what(), copy.sql(config)))
+            steps.append(
+                (
+                    f"{copy.table.name}: {copy.file} named in the rows it loaded",
+                    sql_queries.source_file_sql(copy.table),
+                )
+            )
+            continue
         first = ", ".join(item.key.rsplit("/", 1)[-1] for item in copy.keys[:3])
         more = f", … ({len(copy.keys)} in all)" if len(copy.keys) > 3 else ""
         steps.append((f"{copy.what()}: {first}{more}", copy.sql(config)))

@@ -85,6 +85,7 @@ class DataKeys(NamedTuple):
     files: list  # S3Object, sorted by key
     ignored: list  # keys without a data suffix (.json, .json.gz)
     outside_window: list  # data keys outside --from/--to
+    window: tuple | None = None  # the --from/--to it was listed for
 
 
 def list_data_keys(client, url, window=None):
@@ -102,7 +103,7 @@ def list_data_keys(client, url, window=None):
     folder = prefix.rstrip("/") + "/" if prefix else ""
     if len(files) == 1 and files[0].key == prefix.rstrip("/"):
         folder = files[0].key
-    return DataKeys(bucket, folder, files, ignored, outside)
+    return DataKeys(bucket, folder, files, ignored, outside, window)
 
 
 def is_gzip(key):

@@ -86,14 +86,16 @@ def _kind(sql_type, column_name):
 
 
 def staging_columns(table, paths=None):
-    """Column specs for a staging table; paths from a JSONPaths file, else 'auto'."""
-    if paths is not None and len(paths) != len(table.columns):
+    """Column specs for what the data fills of a staging table (all but its source
+    column); paths from a JSONPaths file, else 'auto'."""
+    columns = table.copied_columns
+    if paths is not None and len(paths) != len(columns):
         raise ConfigError(
             f"the JSONPaths file has {len(paths)} paths but {table.name} has "
-            f"{len(table.columns)} columns; they are matched by position"
+            f"{len(columns)} columns; they are matched by position"
         )
     specs = []
-    for index, (name, sql_type) in enumerate(table.columns):
+    for index, (name, sql_type) in enumerate(columns):
         source, path = paths[index] if paths is not None else (name, (name,))
         specs.append(
             Column(
@@ -290,7 +292,7 @@ class RowConverter:
         namespace = {"general": [self._general(column) for column in columns], "NULL": NULL}
         namespace.update(FAST_PATH_HELPERS)
         exec(compile(self._row_function_source(), f"<{type(self).__name__}>", "exec"), namespace)
-        self.convert = namespace["convert"]  # obj -> COPY text line; raises BadValue
+        self.convert = namespace["convert"]  # (obj, ending) -> COPY text line; raises BadValue
 
     def __call__(self, obj):
         return self.convert(obj)
@@ -299,7 +301,7 @@ class RowConverter:
         return lambda obj: self._cell(obj, column)
 
     def _row_function_source(self):
-        lines = ["def convert(obj):", "    get = obj.get"]
+        lines = ["def convert(obj, ending='\\n'):", "    get = obj.get"]
         for index, column in enumerate(self.columns):
             cell = f"cell{index}"
             if len(column.path) != 1 or not isinstance(column.path[0], str):
@@ -316,7 +318,7 @@ class RowConverter:
                 lines += ["    elif value is None:", f"        {cell} = NULL"]
             lines += ["    else:", f"        {cell} = general[{index}](obj)"]
         cells = "\\t".join("{cell" + str(index) + "}" for index in range(len(self.columns)))
-        lines.append(f'    return f"{cells}\\n"')
+        lines.append(f'    return f"{cells}{{ending}}"')
         return "\n".join(lines) + "\n"
 
     def _cell(self, obj, column):
@@ -409,19 +411,21 @@ class TaskResult(NamedTuple):
     piece_lines: list  # (path, lines in the piece (0 for a whole file), records), one per piece
 
 
-def plan_tasks(files, display_root):
+def plan_tasks(files, display_root, source_name=None):
     """Group (path, size) files, and pieces of large ones, into tasks of ~task_bytes input.
 
     Files are named in messages relative to the dataset folder's parent
-    (log_data/2018/11/2018-11-01-events.json).
+    (log_data/2018/11/2018-11-01-events.json); source_name(path), if given, is the name
+    written into each row's source column (the ledger's name of the file).
     """
     prefix = os.path.join(os.path.dirname(os.path.abspath(display_root)), "")
     task_bytes, task_files = TASK_BYTES, TASK_FILES
     task, task_size = [], 0
     for path, size in files:
         shown = path[len(prefix) :] if path.startswith(prefix) else path
+        source = source_name(path) if source_name else None
         for start, end in file_pieces(path, size, task_bytes):
-            task.append((path, shown, start, end))
+            task.append((path, shown, start, end, source))
             task_size += (end or size) - start
             if task_size >= task_bytes or len(task) >= task_files:
                 yield Task(task)
@@ -436,7 +440,9 @@ def convert_task(task, columns, repair):
     convert = RowConverter(columns, repair, counters).convert
     lines, rejects, piece_lines = [], [], []
     add_line = lines.append
-    for index, (path, shown, start, end) in enumerate(task.pieces):
+    for index, (path, shown, start, end, source) in enumerate(task.pieces):
+        # The source column comes last: every row of the file ends with its name.
+        ending = "\n" if source is None else "\t" + source.translate(COPY_ESCAPES) + "\n"
         records_before = len(lines) + len(rejects)
         if start == 0:
             counters.files += 1
@@ -445,7 +451,7 @@ def convert_task(task, columns, repair):
         for item in read_records(path, data):
             if type(item) is Record:  # noqa: E721 - exact type, on the hot path
                 try:
-                    add_line(convert(item.value))
+                    add_line(convert(item.value, ending))
                     continue
                 except BadValue as error:
                     reason, raw = str(error), _record_excerpt(item.value)
@@ -488,11 +494,22 @@ def converted_results(tasks, columns, repair, workers):
 
 
 def stage_dataset(
-    cursor, dataset, table, root, columns, window, repair, rejects, workers=1, choose=lambda files: files
+    cursor,
+    dataset,
+    table,
+    root,
+    columns,
+    window,
+    repair,
+    rejects,
+    workers=1,
+    choose=lambda files: files,
+    source_name=None,
 ):
     """Load one staging table, just emptied by TRUNCATE in this transaction, from the
     files under root that choose(listing) keeps (the ledger's new and changed files);
-    returns its Counters, with .listing and .records (path -> records read)."""
+    source_name(path): what its source column holds for the file's rows. Returns its
+    Counters, with .listing and .records (path -> records read)."""
     listing = list_data_files(root, window)
     counters = Counters()
     counters.ignored, counters.outside_window = listing.ignored, listing.outside_window
@@ -500,7 +517,7 @@ def stage_dataset(
     listing = listing._replace(files=choose(listing))
     total_bytes = sum(size for _, size in listing.files)
     workers = workers if total_bytes >= PARALLEL_MIN_BYTES else 1
-    tasks = plan_tasks(listing.files, root)
+    tasks = plan_tasks(listing.files, root, source_name)
     results = converted_results(tasks, columns, repair, workers)
 
     progress = Progress(table.name, len(listing.files))

@@ -4,6 +4,8 @@ sql_queries.transform_plan, each sent when its condition holds and reported as i
 
 import logging
 
+import psycopg2.extras
+
 import sql_queries
 from sparkify import warehouse
 
@@ -28,9 +30,10 @@ def is_large_share(rows, rows_before):
     return rows > LARGE_RUN_SHARE * rows_before
 
 
-def starting_conditions(staged_song_files, every_song_file):
+def starting_conditions(staged_song_files, every_song_file, retracted_files):
     """Whether each condition of the plan holds before its first step."""
     return {
+        sql_queries.FILES_RETRACTED: bool(retracted_files),
         sql_queries.SONG_FILES_STAGED: staged_song_files > 0,
         sql_queries.EVERY_SONG_FILE_STAGED: every_song_file,
         sql_queries.SOME_SONG_FILES_STAGED: staged_song_files > 0 and not every_song_file,
@@ -40,12 +43,13 @@ def starting_conditions(staged_song_files, every_song_file):
     }
 
 
-def transform(cursor, engine, rows_before, staged_song_files, every_song_file):
+def transform(cursor, engine, rows_before, staged_song_files, every_song_file, retracted_files=()):
     """Merge staging into the star tables, saying what each statement did; returns the
     window of this run's plays (first and last), within which the checks read songplays
     and time. staged_song_files: how many song files the run staged; every_song_file:
-    it staged every one, so their records replace the kept ones."""
-    holds = starting_conditions(staged_song_files, every_song_file)
+    it staged every one, so their records replace the kept ones; retracted_files: the
+    log files whose rows are taken back first (changed, gone, or staged again)."""
+    holds = starting_conditions(staged_song_files, every_song_file, retracted_files)
     plays_window = None
     for step in sql_queries.transform_plan(engine):
         if step.when and not holds[step.when]:
@@ -53,6 +57,15 @@ def transform(cursor, engine, rows_before, staged_song_files, every_song_file):
         if step.kind == sql_queries.PLAYS_WINDOW_READ:
             cursor.execute(step.sql)
             plays_window = dict(zip(sql_queries.PLAYS_WINDOW, cursor.fetchone(), strict=True))
+        elif step.kind == sql_queries.FILE_LIST:
+            cursor.execute(step.sql)
+            psycopg2.extras.execute_values(
+                cursor,
+                sql_queries.RETRACTED_FILES_INSERT,
+                [(file,) for file in retracted_files],
+                page_size=500,
+            )
+            report(step, len(retracted_files), 0.0)
         elif step.kind == sql_queries.COUNT:
             cursor.execute(step.sql)
             holds[step.decides] = cursor.fetchone()[0] > 0

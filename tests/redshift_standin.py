@@ -320,7 +320,7 @@ def install(dsn, patch=setattr, node_mode=redshift_gate.SINGLE_NODE):
 
 # --- COPY … FROM 's3://…' ----------------------------------------------------------------------
 
-COPY_FROM_S3 = re.compile(r"\s*COPY\s+(\w+)\s+FROM\s+'(s3://[^']+)'\s+(.*)$", re.S | re.I)
+COPY_FROM_S3 = re.compile(r"\s*COPY\s+(\w+)(?:\s*\(([^)]*)\))?\s+FROM\s+'(s3://[^']+)'\s+(.*)$", re.S | re.I)
 OPTION = re.compile(
     r"(IAM_ROLE|REGION|FORMAT AS JSON|TIMEFORMAT)\s+'([^']*)'|(MAXERROR)\s+(\d+)"
     r"|(COMPUPDATE|STATUPDATE)\s+(ON|OFF)|(MANIFEST|GZIP|TRUNCATECOLUMNS|BLANKSASNULL|EMPTYASNULL)",
@@ -331,12 +331,18 @@ INT32 = (-(2**31), 2**31 - 1)
 
 
 def parse_copy(sql):
-    table_name, source, rest = COPY_FROM_S3.match(sql).groups()
+    """(table, source, options); with a column list, the table as COPY fills it: those
+    columns in that order, the others take NULL (copy-parameters-column-mapping.html)."""
+    table_name, column_list, source, rest = COPY_FROM_S3.match(sql).groups()
     options = {}
     for match in OPTION.finditer(rest):
         groups = [g for g in match.groups() if g is not None]
         options[groups[0].upper()] = groups[1] if len(groups) > 1 else True
     table = next(t for t in sql_queries.STAGING_TABLES if t.name == table_name)
+    if column_list is not None:
+        types = dict(table.columns)
+        listed = [name.strip() for name in column_list.split(",")]
+        table = table._replace(columns=tuple((name, types[name]) for name in listed))
     return table, source, options
 
 

@@ -110,6 +110,9 @@ BREAKAGES = {
     "every NextSong event with a user in staging is in songplays": [
         f"DELETE FROM songplays WHERE songplay_id IN ({A_NEW_PLAY})"
     ],
+    "every songplays row has a source file in play_sources": [
+        f"DELETE FROM play_sources WHERE songplay_id IN ({A_NEW_PLAY})"
+    ],
     **{
         name: [f"DELETE FROM {name.split()[0]}"]
         for name, _, _ in sql_queries.quality_checks(sql_queries.WHOLE_TABLES)

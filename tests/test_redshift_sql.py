@@ -84,19 +84,25 @@ def normalised(sql):
 
 
 def test_events_copy_reads_a_manifest_with_jsonpaths_and_epoch_millis():
-    sql = planned_copies()["log_data.manifest"]
+    """One COPY per log file, with the columns the JSONPaths fill: source_file is not one."""
+    sql = planned_copies()["log_data-00000.manifest"]
+    columns = ", ".join(name for name, _ in sql_queries.STAGING_EVENTS.copied_columns)
+    assert "source_file" not in columns
     assert normalised(sql) == normalised(f"""
-        COPY staging_events FROM 's3://my-staging/etl/runs/run1/log_data.manifest'
+        COPY staging_events ({columns}) FROM 's3://my-staging/etl/runs/run1/log_data-00000.manifest'
         IAM_ROLE '{ROLE}' REGION 'us-west-2'
         FORMAT AS JSON 's3://udacity-dend/log_json_path.json'
         MANIFEST TIMEFORMAT 'epochmillisecs'
         TRUNCATECOLUMNS BLANKSASNULL EMPTYASNULL COMPUPDATE OFF STATUPDATE ON MAXERROR 0""")
 
 
-def test_gzip_files_get_a_manifest_and_a_copy_of_their_own():
-    sql = planned_copies()["log_data-gzip.manifest"]
-    assert "MANIFEST GZIP" in normalised(sql)
-    assert "GZIP" not in planned_copies()["log_data.manifest"]
+def test_every_log_file_gets_a_copy_of_its_own_and_gzip_ones_say_so():
+    copies = [
+        copy for copy in plan_copies(REDSHIFT_CONFIG, LISTINGS, "run1") if copy.dataset.name == "log_data"
+    ]
+    assert [copy.file for copy in copies] == [item.key for item in LISTINGS["log_data"].files]
+    assert "MANIFEST GZIP" in normalised(planned_copies()["log_data-00001.manifest"])
+    assert "GZIP" not in planned_copies()["log_data-00000.manifest"]
 
 
 def test_songs_copy_uses_json_auto():
@@ -144,7 +150,7 @@ def test_only_postgres_inserts_songplays_in_key_order():
     assert "ORDER BY" not in redshift and postgres.rstrip().endswith("ORDER BY songplay_id")
 
 
-def test_window_without_staging_prefix_copies_events_day_by_day(s3):
+def test_window_without_staging_prefix_copies_events_file_by_file(s3):
     from sparkify.s3 import list_data_keys
 
     s3.create_bucket(Bucket="sparkify-logs", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
@@ -156,6 +162,6 @@ def test_window_without_staging_prefix_copies_events_day_by_day(s3):
     listings = {**LISTINGS, "log_data": list_data_keys(s3, "s3://sparkify-logs/log_data", window)}
     copies = plan_copies(Config("c", REDSHIFT_VALUES, []), listings, "run1")
     assert [copy.source for copy in copies if copy.dataset.name == "log_data"] == [
-        "s3://sparkify-logs/log_data/2018/11/2018-11-05",
-        "s3://sparkify-logs/log_data/2018/11/2018-11-06",
+        "s3://sparkify-logs/log_data/2018/11/2018-11-05-events.json",
+        "s3://sparkify-logs/log_data/2018/11/2018-11-06-events.json",
     ]

@@ -462,6 +462,7 @@ def test_second_run_refuses_while_one_is_running(six_days, load, config_for, dsn
 
 
 OUR_INDEXES = {index.name for index in sql_queries.indexes(sql_queries.POSTGRES)}
+TABLES_FROM_LOGS = {"songplays", "play_sources", "user_sources"}  # empty while no log is loaded
 
 
 def index_names(query):
@@ -476,7 +477,8 @@ def test_the_first_run_that_fills_a_table_builds_its_indexes(six_days, load, run
     assert index_names(query) == set()
     code, songs_only = run(etl, "--config", config, "--to", "2018-10-01")  # before any log day
     assert code == 0, songs_only
-    assert index_names(query) == OUR_INDEXES - {"songplays_song_title_idx"}
+    from_logs = {i.name for i in sql_queries.indexes(sql_queries.POSTGRES) if i.table in TABLES_FROM_LOGS}
+    assert from_logs and index_names(query) == OUR_INDEXES - from_logs
     code, first_plays = run(etl, "--config", config, "--to", "2018-11-02")
     assert code == 0, first_plays
     assert index_names(query) == OUR_INDEXES

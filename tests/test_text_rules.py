@@ -339,6 +339,7 @@ def test_every_text_column_of_the_postgres_tables_and_run_tables_sorts_by_bytes(
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
+            cur.execute(sql_queries.RETRACTED_FILES_CREATE)  # the run fills it from its listing
             for sql in sql_queries.RUN_TEMP_TABLES_CREATE:
                 window = sql_queries.uses_plays_window(sql)
                 cur.execute(sql, dict.fromkeys(sql_queries.PLAYS_WINDOW) if window else None)
