@@ -732,10 +732,11 @@ SELECT
     user_id,
     ts,
     session_id,
-    item_in_session
+    item_in_session,
+    source_file
 FROM staging_events
 WHERE {INVALID_USER_ID}
-ORDER BY ts, session_id, item_in_session
+ORDER BY source_file, ts, session_id, item_in_session
 """
 
 # The bad events stream through a cursor in the documented forms only. declare.html:

@@ -221,21 +221,17 @@ def invalid_user_id_events(cursor):
 
 
 def reject_invalid_user_ids(cursor, plays_copies, rejects):
-    """Events whose userId the transform could not cast to INTEGER leave staging as rejects.
-    Redshift does not say which file a loaded row came from: the reject names the COPY's
-    source and the event (ts, sessionId, itemInSession)."""
-    where = (
-        "the log files of this run"
-        if len(plays_copies) != 1 or plays_copies[0].manifest
-        else plays_copies[0].source
-    )
+    """Events whose userId the transform could not cast to INTEGER leave staging as rejects,
+    each with its file (the run named every row's file after its COPY) and the event (ts,
+    sessionId, itemInSession): Redshift does not say a loaded row's line."""
+    bucket = {copy.file: copy.bucket for copy in plays_copies}
     found = 0
-    for user_id, ts, session_id, item_in_session in invalid_user_id_events(cursor):
+    for user_id, ts, session_id, item_in_session, file in invalid_user_id_events(cursor):
         reason = (
             f"userId {user_id!r} is not a whole number from 0 to 2147483647 "
             f"(event ts {ts}, sessionId {session_id}, itemInSession {item_in_session})"
         )
-        rejects.add(PLAYS.name, f"one of {where}", None, reason, user_id)
+        rejects.add(PLAYS.name, f"s3://{bucket.get(file, '…')}/{file}", None, reason, user_id)
         found += 1
     if found:
         cursor.execute(sql_queries.INVALID_USER_ID_EVENTS_DELETE)

@@ -300,7 +300,8 @@ def test_maxerror_skips_bad_rows_and_records_them_with_the_bad_user_id(
     rejects = query("SELECT dataset, file, line, reason, raw_value FROM load_rejects ORDER BY line")
     assert rejects[0][:3] == ("log_data", "s3://sparkify-data/log_data/2018/11/2018-11-05-events.json", 2)
     assert "column session_id: error 1207" in rejects[0][3]
-    assert rejects[1][2] is None and rejects[1][4] == "99999999999"
+    assert rejects[1][1:3] == ("s3://sparkify-data/log_data/2018/11/2018-11-05-events.json", None)
+    assert rejects[1][4] == "99999999999"
     assert "userId '99999999999' is not a whole number from 0 to 2147483647" in rejects[1][3]
     assert "rejected s3://sparkify-data/log_data/2018/11/2018-11-05-events.json:2: column session_id" in out
 
