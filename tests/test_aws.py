@@ -31,6 +31,11 @@ DWH_DB = sparkify
 DWH_DB_USER = sparkify
 DWH_PORT = 5439
 DWH_INGRESS_CIDR = 203.0.113.7/32
+
+[S3]
+SONG_DATA = s3://udacity-dend/song_data
+LOG_DATA = s3://udacity-dend/log_data
+LOG_JSONPATH = s3://udacity-dend/log_json_path.json
 """
 PASSWORD = "Sparkify-Pw-42"
 BUCKET = "sparkify-staging-123456789012-us-west-2"  # moto's account
@@ -49,7 +54,43 @@ def aws(monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
+        keep_parameter_group_values(monkeypatch)
         yield aws_setup.Clients()
+
+
+def keep_parameter_group_values(monkeypatch):
+    """moto 5.2 has no ModifyClusterParameterGroup, and its DescribeClusterParameters answers
+    the engine defaults (require_ssl false) whatever was set. This stand-in keeps what is set,
+    per group, so a test reads back what create set. botocore still checks each request
+    against the real API's model before it gets here (a misspelt field fails)."""
+    from moto.core.responses import ActionResult
+    from moto.redshift.models import RedshiftBackend
+    from moto.redshift.responses import RedshiftResponse
+
+    def modify_cluster_parameter_group(self):
+        name = self._get_param("ParameterGroupName")
+        group = self.redshift_backend.describe_cluster_parameter_groups(name)[0]
+        values = vars(group).setdefault("values_set", {})
+        values.update({p["ParameterName"]: p["ParameterValue"] for p in self._get_param("Parameters")})
+        return ActionResult(
+            {"ParameterGroupName": name, "ParameterGroupStatus": "Your parameter group has been updated"}
+        )
+
+    engine_defaults = RedshiftBackend.describe_cluster_parameters
+
+    def describe_cluster_parameters(self, parameter_group_name):
+        values = getattr(self.parameter_groups.get(parameter_group_name), "values_set", {})
+        return [
+            {**p, "ParameterValue": values[p["ParameterName"]], "Source": "user"}
+            if p["ParameterName"] in values
+            else p
+            for p in engine_defaults(self, parameter_group_name)
+        ]
+
+    monkeypatch.setattr(
+        RedshiftResponse, "modify_cluster_parameter_group", modify_cluster_parameter_group, raising=False
+    )
+    monkeypatch.setattr(RedshiftBackend, "describe_cluster_parameters", describe_cluster_parameters)
 
 
 @pytest.fixture
@@ -70,8 +111,7 @@ def test_create_status_delete_and_delete_again(aws, dwh_config, capsys):
     assert cluster["NumberOfNodes"] == 2 and cluster["NodeType"] == "dc2.large"
     role = aws.iam.get_role(RoleName="sparkifyS3Read")["Role"]
     assert cluster["IamRoles"][0]["IamRoleArn"] == role["Arn"]
-    policies = aws.iam.list_attached_role_policies(RoleName="sparkifyS3Read")["AttachedPolicies"]
-    assert [p["PolicyArn"] for p in policies] == [aws_setup.S3_READ_POLICY]
+    assert aws.iam.list_attached_role_policies(RoleName="sparkifyS3Read")["AttachedPolicies"] == []
     assert f"created staging bucket {BUCKET} in us-west-2" in out
     s3 = aws.s3("us-west-2")
     assert s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == "us-west-2"
@@ -102,6 +142,8 @@ def test_create_twice_says_what_exists(aws, dwh_config, capsys):
     assert "cluster sparkify-test already exists (available)" in out
     assert "203.0.113.7/32 already allowed to port 5439" in out
     assert f"staging bucket {BUCKET} already exists" in out
+    assert "IAM role sparkifyS3Read: policy sparkify-copy-reads is up to date" in out
+    assert f"cluster sparkify-test already writes its audit logs to s3://{BUCKET}/audit-logs/" in out
     assert len(aws.redshift.describe_clusters()["Clusters"]) == 1
 
 
@@ -117,7 +159,7 @@ def test_create_writes_host_and_role_into_the_config_keeping_the_rest(aws, dwh_c
 
 
 def test_the_staging_bucket_is_made_in_the_datas_region(aws, dwh_config):
-    dwh_config.write_text(dwh_config.read_text() + "\n[S3]\nREGION = eu-west-1\n")
+    dwh_config.write_text(dwh_config.read_text() + "REGION = eu-west-1\n")
     assert aws_setup.main(["create", "--config", str(dwh_config), "--poll", "0"], aws) == 0
     bucket = "sparkify-staging-123456789012-eu-west-1"
     location = aws.s3("eu-west-1").get_bucket_location(Bucket=bucket)["LocationConstraint"]
@@ -166,6 +208,386 @@ def test_status_without_credentials_is_one_line(dwh_config, capsys, monkeypatch,
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
     assert aws_setup.main(["status", "--config", str(dwh_config)]) == 2
     assert "error: no AWS credentials found" in capsys.readouterr().out
+
+
+# --- The COPY role's policy (#23, item 2) -----------------------------------------------------
+
+STAGING = f"arn:aws:s3:::{BUCKET}/sparkify"
+UDACITY = "arn:aws:s3:::udacity-dend"
+COPY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "CopyGetsObjects",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": [
+                STAGING,
+                f"{STAGING}/*",
+                f"{UDACITY}/log_data",
+                f"{UDACITY}/log_data/*",
+                f"{UDACITY}/log_json_path.json",
+                f"{UDACITY}/log_json_path.json/*",
+                f"{UDACITY}/song_data",
+                f"{UDACITY}/song_data/*",
+            ],
+        },
+        {
+            "Sid": "CopyListsBucket1",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{BUCKET}",
+            "Condition": {"StringLike": {"s3:prefix": ["sparkify", "sparkify/*"]}},
+        },
+        {
+            "Sid": "CopyListsBucket2",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": UDACITY,
+            "Condition": {
+                "StringLike": {
+                    "s3:prefix": [
+                        "log_data",
+                        "log_data/*",
+                        "log_json_path.json",
+                        "log_json_path.json/*",
+                        "song_data",
+                        "song_data/*",
+                    ]
+                }
+            },
+        },
+    ],
+}
+
+
+def setup(aws, command, config, *more):
+    return aws_setup.main([command, "--config", str(config), "--poll", "0", *more], aws)
+
+
+def role_policy(aws, role="sparkifyS3Read"):
+    return aws.iam.get_role_policy(RoleName=role, PolicyName=aws_setup.COPY_POLICY_NAME)["PolicyDocument"]
+
+
+def allows(policy, action, resource, prefix=None):
+    """Whether an Allow statement of the policy grants action on resource (IAM's '*' matches
+    any characters, '/' included); prefix: the s3:prefix a ListBucket request names."""
+    from fnmatch import fnmatchcase
+
+    from sparkify.aws_policy import as_list
+
+    def matches(statement):
+        if action not in as_list(statement["Action"]):
+            return False
+        if not any(fnmatchcase(resource, pattern) for pattern in as_list(statement["Resource"])):
+            return False
+        wanted = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+        return wanted is None or (prefix is not None and any(fnmatchcase(prefix, p) for p in wanted))
+
+    return any(statement["Effect"] == "Allow" and matches(statement) for statement in policy["Statement"])
+
+
+def test_the_role_reads_only_what_copy_reads(aws, dwh_config):
+    """Read back from IAM: GET and LIST of the [S3] sources, the JSONPaths file and the
+    staging prefix (manifests, song packs), and nothing else."""
+    assert setup(aws, "create", dwh_config) == 0
+    policy = role_policy(aws)
+    assert policy == COPY_POLICY
+    assert aws.iam.list_attached_role_policies(RoleName="sparkifyS3Read")["AttachedPolicies"] == []
+    for needed in (
+        f"{UDACITY}/song_data/A/B/C/TRABCEI128F424C983.json",
+        f"{UDACITY}/log_data/2018/11/2018-11-05-events.json",
+        f"{UDACITY}/log_json_path.json",
+        f"{STAGING}/runs/r1/log_data.manifest",
+        f"{STAGING}/runs/r1/song_data-pack-0.json.gz",
+    ):
+        assert allows(policy, "s3:GetObject", needed), needed
+    assert allows(policy, "s3:ListBucket", UDACITY, prefix="log_data/2018/11/2018-11-05")
+    assert allows(policy, "s3:ListBucket", UDACITY, prefix="song_data/")
+    for not_needed in (
+        f"{UDACITY}/song_data_old/TR1.json",
+        f"{UDACITY}/other/secret.json",
+        f"arn:aws:s3:::{BUCKET}/audit-logs/AWSLogs/123456789012/redshift/x.gz",
+        "arn:aws:s3:::another-bucket/song_data/TR1.json",
+    ):
+        assert not allows(policy, "s3:GetObject", not_needed), not_needed
+    assert not allows(policy, "s3:ListBucket", UDACITY, prefix="")
+    assert not allows(policy, "s3:ListBucket", UDACITY, prefix="other/")
+    assert not allows(policy, "s3:PutObject", f"{STAGING}/runs/r1/log_data.manifest")
+
+
+def test_create_again_brings_the_policy_up_to_date_and_drops_the_broad_grant(aws, dwh_config, capsys):
+    """A role made by an older aws_setup.py (AmazonS3ReadOnlyAccess attached) loses it, and
+    a changed [S3] source changes the policy."""
+    aws.iam.create_role(
+        RoleName="sparkifyS3Read", AssumeRolePolicyDocument=json.dumps(aws_setup.ASSUME_ROLE_POLICY)
+    )
+    aws.iam.attach_role_policy(RoleName="sparkifyS3Read", PolicyArn=aws_setup.LEGACY_S3_READ_POLICY)
+    assert setup(aws, "create", dwh_config) == 0
+    out = capsys.readouterr().out
+    assert "IAM role sparkifyS3Read: detached AmazonS3ReadOnlyAccess" in out
+    assert "IAM role sparkifyS3Read: wrote policy sparkify-copy-reads" in out
+    assert aws.iam.list_attached_role_policies(RoleName="sparkifyS3Read")["AttachedPolicies"] == []
+
+    dwh_config.write_text(
+        dwh_config.read_text().replace("s3://udacity-dend/song_data", "s3://my-songs/2024/songs")
+    )
+    assert setup(aws, "create", dwh_config) == 0
+    assert "IAM role sparkifyS3Read: brought up to date policy sparkify-copy-reads" in capsys.readouterr().out
+    policy = role_policy(aws)
+    assert allows(policy, "s3:GetObject", "arn:aws:s3:::my-songs/2024/songs/A/TR1.json")
+    assert not allows(policy, "s3:GetObject", f"{UDACITY}/song_data/A/TR1.json")
+    assert setup(aws, "create", dwh_config) == 0
+    assert "IAM role sparkifyS3Read: policy sparkify-copy-reads is up to date" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("SONG_DATA = data/song_data", "[S3] SONG_DATA = data/song_data is not an s3:// URL"),
+        ("LOG_JSONPATH = s3://udacity-dend/*.json", "holds '*', '?' or '$', which an IAM policy reads"),
+        ("LOG_DATA =", "[S3] LOG_DATA is required: the role lets COPY read exactly the [S3] sources"),
+    ],
+)
+def test_a_source_the_role_cannot_grant_is_refused_before_anything_is_made(
+    line, message, aws, dwh_config, capsys
+):
+    key = line.split(" =")[0]
+    text = dwh_config.read_text()
+    start = text.index(f"{key} = ")
+    dwh_config.write_text(text[:start] + line + text[text.index("\n", start) :])
+    assert setup(aws, "create", dwh_config) == 2
+    out = capsys.readouterr().out
+    assert message in out and out.count("\n") == 1 and out.startswith("error: ")
+    assert aws.iam.list_roles()["Roles"] == [] and aws.redshift.describe_clusters()["Clusters"] == []
+    assert aws.s3("us-west-2").list_buckets()["Buckets"] == []
+
+
+def test_status_prints_the_policy_and_the_cluster_settings(aws, dwh_config, capsys):
+    assert setup(aws, "create", dwh_config) == 0
+    capsys.readouterr()
+    assert setup(aws, "status", dwh_config) == 0
+    out = capsys.readouterr().out
+    for line in (
+        "  policy sparkify-copy-reads:",
+        f"    allow s3:GetObject on {UDACITY}/song_data/*",
+        f"    allow s3:GetObject on {STAGING}/*",
+        f"    allow s3:ListBucket on {UDACITY} if s3:prefix like log_data, log_data/*, log_json_path.json, "
+        "log_json_path.json/*, song_data, song_data/*",
+        "  encrypted at rest: yes",
+        "  publicly accessible: yes",
+        "  parameter group sparkify-test-parameters: require_ssl = true (in-sync)",
+        "  automated snapshots kept: 7 days",
+        f"  audit logging: s3://{BUCKET}/audit-logs/",
+    ):
+        assert line + "\n" in out, line
+
+
+def test_delete_removes_the_policy_the_parameter_group_and_the_audit_logs(aws, dwh_config, capsys):
+    """IAM refuses to delete a role that still has a policy (moto too: DeleteConflict)."""
+    assert setup(aws, "create", dwh_config) == 0
+    s3 = aws.s3("us-west-2")
+    s3.put_object(Bucket=BUCKET, Key="audit-logs/AWSLogs/123456789012/redshift/us-west-2/log.gz", Body=b"x")
+    assert setup(aws, "delete", dwh_config) == 0
+    out = capsys.readouterr().out
+    assert "deleted policy sparkify-copy-reads of IAM role sparkifyS3Read" in out
+    assert "deleted parameter group sparkify-test-parameters" in out
+    assert aws.iam.list_roles()["Roles"] == []
+    assert [
+        g["ParameterGroupName"] for g in aws.redshift.describe_cluster_parameter_groups()["ParameterGroups"]
+    ] == ["default.redshift-1.0"]
+    assert s3.list_buckets()["Buckets"] == []
+    assert setup(aws, "delete", dwh_config) == 0
+    assert "parameter group sparkify-test-parameters does not exist" in capsys.readouterr().out
+
+
+# --- The cluster, configured on purpose (#23, item 3) ----------------------------------------
+
+
+def test_the_cluster_is_configured_on_purpose(aws, dwh_config):
+    """Read back from moto: encrypted, our parameter group with require_ssl, snapshots kept 7
+    days, major version upgrades on, tagged, audit logs into the staging bucket."""
+    assert setup(aws, "create", dwh_config) == 0
+    cluster = aws.redshift.describe_clusters(ClusterIdentifier="sparkify-test")["Clusters"][0]
+    assert cluster["Encrypted"] is True
+    assert cluster["AutomatedSnapshotRetentionPeriod"] == 7
+    assert cluster["AllowVersionUpgrade"] is True
+    assert cluster["Tags"] == [{"Key": "project", "Value": "sparkify"}]
+    assert [g["ParameterGroupName"] for g in cluster["ClusterParameterGroups"]] == [
+        "sparkify-test-parameters"
+    ]
+    parameters = aws.redshift.describe_cluster_parameters(ParameterGroupName="sparkify-test-parameters")
+    values = {p["ParameterName"]: p["ParameterValue"] for p in parameters["Parameters"]}
+    assert values["require_ssl"] == "true" and values["enable_user_activity_logging"] == "false"
+    group = aws.redshift.describe_cluster_parameter_groups(ParameterGroupName="sparkify-test-parameters")
+    assert group["ParameterGroups"][0]["ParameterGroupFamily"] == "redshift-1.0"
+    logging_status = aws.redshift.describe_logging_status(ClusterIdentifier="sparkify-test")
+    assert (logging_status["LoggingEnabled"], logging_status["BucketName"]) == (True, BUCKET)
+    assert (logging_status["S3KeyPrefix"], logging_status["LogDestinationType"]) == ("audit-logs/", "s3")
+    assert logging_status["LogExports"] == ["connectionlog", "userlog"]
+
+
+def test_the_staging_bucket_lets_redshift_write_audit_logs_there_only(aws, dwh_config):
+    """The bucket policy Redshift's logging needs (db-auditing.html): GetBucketAcl on the
+    bucket, PutObject under audit-logs/ only. moto does not check it at EnableLogging."""
+    assert setup(aws, "create", dwh_config) == 0
+    policy = json.loads(aws.s3("us-west-2").get_bucket_policy(Bucket=BUCKET)["Policy"])
+    redshift = {"Service": "redshift.amazonaws.com"}
+    assert [(s["Principal"], s["Action"], s["Resource"]) for s in policy["Statement"]] == [
+        (redshift, "s3:GetBucketAcl", f"arn:aws:s3:::{BUCKET}"),
+        (redshift, "s3:PutObject", f"arn:aws:s3:::{BUCKET}/audit-logs/*"),
+    ]
+    assert not allows(policy, "s3:PutObject", f"{STAGING}/runs/r1/log_data.manifest")
+
+
+@pytest.mark.parametrize(
+    "cidr, public",
+    [("", False), ("10.20.0.0/16", False), ("172.31.5.9/32", False), ("203.0.113.7/32", True)],
+)
+def test_only_an_address_outside_the_vpc_makes_the_cluster_publicly_accessible(cidr, public, aws, dwh_config):
+    dwh_config.write_text(CONFIG.replace("203.0.113.7/32", cidr))
+    assert setup(aws, "create", dwh_config) == 0
+    cluster = aws.redshift.describe_clusters(ClusterIdentifier="sparkify-test")["Clusters"][0]
+    assert cluster["PubliclyAccessible"] is public
+    groups = aws.ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}])
+    allowed = [
+        (rule["FromPort"], ip["CidrIp"])
+        for group in groups["SecurityGroups"]
+        for rule in group["IpPermissions"]
+        if rule.get("FromPort") == 5439
+        for ip in rule["IpRanges"]
+    ]
+    assert allowed == ([(5439, cidr)] if cidr else [])
+
+
+@pytest.mark.parametrize(
+    "key, name, control",
+    [
+        ("DWH_DB_USER", "awsuser", "Redshift.8"),
+        ("DWH_DB_USER", "AWSUSER", "Redshift.8"),
+        ("DWH_DB", "dev", "Redshift.9"),
+    ],
+)
+def test_redshifts_default_names_are_refused(key, name, control, aws, dwh_config, capsys):
+    dwh_config.write_text(CONFIG.replace(f"{key} = sparkify", f"{key} = {name}"))
+    assert setup(aws, "create", dwh_config) == 2
+    out = capsys.readouterr().out
+    assert (
+        f"[DWH] {key} = {name} is Redshift's well-known default, which Security Hub flags ({control})" in out
+    )
+    assert aws.redshift.describe_clusters()["Clusters"] == []
+
+
+def test_no_audit_logging_when_the_bucket_is_not_in_the_clusters_region(aws, dwh_config, capsys):
+    """EnableLogging's bucket "Must be in the same region as the cluster"; the staging bucket
+    follows the data ([S3] REGION), the cluster the AWS session."""
+    dwh_config.write_text(dwh_config.read_text() + "REGION = eu-west-1\n")
+    assert setup(aws, "create", dwh_config) == 0
+    out = capsys.readouterr().out
+    assert (
+        "cluster sparkify-test: audit logging not enabled: Redshift writes audit logs only to a bucket" in out
+    )
+    assert aws.redshift.describe_logging_status(ClusterIdentifier="sparkify-test")["LoggingEnabled"] is False
+
+
+def test_create_again_brings_an_older_cluster_up_to_date(aws, dwh_config, capsys):
+    """A cluster made before #23: public, default parameter group, snapshots kept 1 day,
+    not encrypted. create changes what changes in place and says what it leaves to you."""
+    aws.redshift.create_cluster(
+        ClusterIdentifier="sparkify-test",
+        NodeType="dc2.large",
+        ClusterType="multi-node",
+        NumberOfNodes=2,
+        MasterUsername="sparkify",
+        MasterUserPassword=PASSWORD,
+        DBName="sparkify",
+        PubliclyAccessible=True,
+        Encrypted=False,
+        AutomatedSnapshotRetentionPeriod=1,
+    )
+    dwh_config.write_text(CONFIG.replace("203.0.113.7/32", ""))
+    assert setup(aws, "create", dwh_config) == 0
+    out = capsys.readouterr().out
+    cluster = aws.redshift.describe_clusters(ClusterIdentifier="sparkify-test")["Clusters"][0]
+    assert cluster["PubliclyAccessible"] is False and cluster["AutomatedSnapshotRetentionPeriod"] == 7
+    assert [g["ParameterGroupName"] for g in cluster["ClusterParameterGroups"]] == [
+        "sparkify-test-parameters"
+    ]
+    assert "cluster sparkify-test: PubliclyAccessible True -> False" in out
+    assert (
+        "cluster sparkify-test: ClusterParameterGroupName default.redshift-1.0 -> sparkify-test-parameters"
+        in out
+    )
+    assert "cluster sparkify-test requires SSL only once rebooted: aws redshift reboot-cluster" in out
+    assert "cluster sparkify-test is not encrypted at rest" in out and cluster["Encrypted"] is False
+    assert setup(aws, "create", dwh_config) == 0
+    assert "->" not in capsys.readouterr().out
+
+
+def test_create_again_leaves_an_up_to_date_parameter_group_alone(aws, dwh_config, capsys):
+    """A changed parameter group asks for a reboot of its cluster: only changes are sent."""
+    assert setup(aws, "create", dwh_config) == 0
+    sent = []
+    aws.redshift.meta.events.register(
+        "before-call.redshift.ModifyClusterParameterGroup", lambda params, **_: sent.append(params)
+    )
+    capsys.readouterr()
+    assert setup(aws, "create", dwh_config) == 0
+    assert sent == []
+    out = capsys.readouterr().out
+    already = "require_ssl = true, enable_user_activity_logging = false (already)"
+    assert f"parameter group sparkify-test-parameters: {already}" in out
+    assert "requires SSL only once rebooted" not in out
+
+
+def test_a_bucket_of_your_own_keeps_its_policy_and_its_objects(aws, dwh_config):
+    s3 = aws.s3("us-west-2")
+    s3.create_bucket(Bucket="my-own-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    mine = {"Sid": "MyReaders", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}
+    mine |= {"Action": "s3:GetObject", "Resource": "arn:aws:s3:::my-own-bucket/reports/*"}
+    s3.put_bucket_policy(
+        Bucket="my-own-bucket", Policy=json.dumps({"Version": "2012-10-17", "Statement": [mine]})
+    )
+    s3.put_object(Bucket="my-own-bucket", Key="reports/2018.csv", Body=b"x")
+    dwh_config.write_text(
+        dwh_config.read_text().replace("[S3]", "DWH_STAGING_BUCKET = my-own-bucket\n\n[S3]")
+    )
+    assert setup(aws, "create", dwh_config) == 0
+    sids = [s["Sid"] for s in json.loads(s3.get_bucket_policy(Bucket="my-own-bucket")["Policy"])["Statement"]]
+    assert sids == ["MyReaders", *aws_setup.AUDIT_LOG_SIDS]
+    assert setup(aws, "delete", dwh_config) == 0
+    assert json.loads(s3.get_bucket_policy(Bucket="my-own-bucket")["Policy"])["Statement"] == [mine]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="my-own-bucket")["Contents"]] == ["reports/2018.csv"]
+
+
+@pytest.mark.parametrize(
+    "region, principal",
+    [
+        ("us-west-2", "redshift.amazonaws.com"),
+        ("eu-north-1", "redshift.amazonaws.com"),
+        ("ap-east-1", "redshift.ap-east-1.amazonaws.com"),
+    ],
+)
+def test_audit_logs_are_written_by_the_regions_service_principal(region, principal):
+    """Regions that are not enabled by default need redshift.<region>.amazonaws.com."""
+    from sparkify.aws_policy import audit_log_statements
+
+    assert {s["Principal"]["Service"] for s in audit_log_statements("b", "audit-logs", region)} == {principal}
+
+
+def test_a_whole_bucket_source_is_listed_without_a_prefix_condition():
+    from sparkify.aws_policy import copy_read_policy, s3_location
+
+    policy = copy_read_policy(
+        [s3_location("x", "s3://whole-bucket"), s3_location("y", "s3://whole-bucket/logs/")]
+    )
+    assert policy["Statement"][0]["Resource"] == [
+        "arn:aws:s3:::whole-bucket/*",
+        "arn:aws:s3:::whole-bucket/logs",
+        "arn:aws:s3:::whole-bucket/logs/*",
+    ]
+    assert "Condition" not in policy["Statement"][1]
+    assert allows(policy, "s3:ListBucket", "arn:aws:s3:::whole-bucket", prefix="")
 
 
 # --- Temporary credentials --------------------------------------------------------------------
