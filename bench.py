@@ -4,7 +4,10 @@ Generates (and caches in .bench/, keyed by size and seed) a dataset with sample_
 runs the full local pipeline (create tables, stage, transform, checks, row counts) on a
 PostgreSQL server and times each phase; then the daily load: one new day of 300 events
 (no new song files) into that warehouse, a run with nothing new, and the same day into a
-warehouse with a one-song catalogue, each as a whole `etl.py` process. Before the clock
+warehouse with a one-song catalogue, each as a whole `etl.py` process; songs that arrive
+after their plays; and files taken back: one day's log file corrected in place (every
+second event kept), then the same day deleted, each followed by a whole `etl.py` process
+(`--allow-retract` when this etl.py has it) and put back afterwards. Before the clock
 starts it reads the dataset once (so it sits in the page cache, as the limit's CSV does)
 and waits until no autovacuum worker is busy with an earlier run's tables. In the same run it measures:
   the limit    - the same staged rows loaded by COPY … FROM STDIN from ready-made CSV
@@ -28,10 +31,12 @@ import json
 import os
 import platform
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -228,9 +233,13 @@ def measure(args):
     staged_rows = sum(counters.loaded for counters in report.staging.values())
     daily = measure_daily(dsn, data_dir, config)
     rematch = measure_rematch(dsn, data_dir, config)
+    corrected = measure_corrected_day(dsn, data_dir, config)
+    deleted = measure_deleted_day(dsn, data_dir, config)
     return {
         **daily,
         **rematch,
+        **corrected,
+        **deleted,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "events": args.events,
         "song_files": args.songs,
@@ -280,19 +289,34 @@ def write_new_day(data_dir, events=300):
     return path
 
 
-def timed_etl_process(config_path):
-    """Seconds for the whole `python etl.py` process, as a daily job runs it."""
-    import subprocess
-
+def etl_process(config_path, *options):
+    """A whole `python etl.py` process, as a daily job runs it: (seconds, its output)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(ROOT / "etl.py"), "--config", str(config_path), "--quiet"],
+        [sys.executable, str(ROOT / "etl.py"), "--config", str(config_path), *options],
         capture_output=True,
         text=True,
     )
     if done.returncode != 0:
         raise SystemExit(f"etl.py failed: {done.stdout}{done.stderr}")
-    return round(time.perf_counter() - started, 2)
+    return round(time.perf_counter() - started, 2), done.stdout + done.stderr
+
+
+def timed_etl_process(config_path, *options):
+    """Seconds for the whole `python etl.py --quiet` process."""
+    return etl_process(config_path, "--quiet", *options)[0]
+
+
+def retract_options():
+    """--allow-retract when this etl.py has it (the code before #22 ignores gone files)."""
+    done = subprocess.run([sys.executable, str(ROOT / "etl.py"), "--help"], capture_output=True, text=True)
+    return ["--allow-retract"] if "--allow-retract" in done.stdout else []
+
+
+def follow_the_source(config_path):
+    """An untimed run after a measure put the files back: the warehouse holds the files as
+    they are again (where etl.py takes gone files back), so the next measure starts even."""
+    timed_etl_process(config_path, *retract_options())
 
 
 def one_song_warehouse(dsn, data_dir, folder):
@@ -342,6 +366,7 @@ def measure_daily(dsn, data_dir, config_path):
             day.unlink()
         if new_days and not any(new_days[0].parent.iterdir()):
             new_days[0].parent.rmdir()
+    follow_the_source(config_path)
     listing_started = time.perf_counter()
     list_data_files(data_dir / "song_data")
     list_data_files(data_dir / "log_data")
@@ -461,13 +486,129 @@ def measure_rematch(dsn, data_dir, config_path):
         cur.execute("SELECT COUNT(*) FROM songplays")
         (fact,) = cur.fetchone()
     conn.close()
+    plan = rematch_plan(dsn, new_ids)
+    follow_the_source(config_path)
     return {
         "rematch_new_song_files": len(files),
         "rematch_plays_moved": moved,
         "rematch_fact_rows": fact,
         "rematch_etl_seconds": seconds,
-        "rematch_plan": rematch_plan(dsn, new_ids),
+        "rematch_plan": plan,
     }
+
+
+# --- Files taken back ----------------------------------------------------------------------
+
+
+def middle_day(data_dir):
+    """The log file of the middle day of the dataset's month."""
+    days = sorted(Path(data_dir, "log_data").rglob("*-events.json"))
+    return days[len(days) // 2]
+
+
+def plays_of_day(dsn, path):
+    """Plays in songplays on the day a log file is named after."""
+    day = date.fromisoformat(path.name[:10])
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM songplays WHERE start_time >= %s AND start_time < %s",
+            (day, day + timedelta(days=1)),
+        )
+        (plays,) = cur.fetchone()
+    conn.close()
+    return plays
+
+
+def keep_every_second_event(path):
+    """Rewrite a log file in place with every second event of it, as an upstream
+    correction would; returns (events before, events kept)."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = lines[::2]
+    with open(path, "w", encoding="utf-8") as handle:  # in place: same path, same inode
+        handle.write("\n".join(kept) + "\n")
+    return len(lines), len(kept)
+
+
+def step_lines(output):
+    """The lines of etl.py's output that name a statement and its seconds, and the checks'."""
+    lines = [line.rstrip() for line in output.splitlines()]
+    return [line for line in lines if line.endswith(" s)") or line.startswith("checks:")]
+
+
+def last_run_phases(dsn):
+    """Seconds by phase of the latest run, as it recorded them in etl_runs (None: no such
+    phase, as in a run that staged nothing)."""
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT stage_seconds, transform_seconds, checks_seconds, total_seconds "
+            "FROM etl_runs ORDER BY started_at DESC LIMIT 1"
+        )
+        row = cur.fetchone()
+    conn.close()
+    phases = ("stage", "transform", "checks", "total")
+    return {
+        phase: None if value is None else round(value, 2) for phase, value in zip(phases, row, strict=True)
+    }
+
+
+def measure_corrected_day(dsn, data_dir, config_path):
+    """After the full load, one day's log file rewritten in place keeping every second
+    event, then a whole etl.py process; then the file is put back and loaded again."""
+    day = middle_day(data_dir)
+    original, plays_before = day.read_bytes(), plays_of_day(dsn, day)
+    try:
+        events, kept = keep_every_second_event(day)
+        wait_for_autovacuum(dsn)
+        seconds, output = etl_process(config_path)
+        plays_after, phases = plays_of_day(dsn, day), last_run_phases(dsn)
+    finally:  # the cached dataset stays as it was generated
+        day.write_bytes(original)
+    follow_the_source(config_path)
+    return {
+        "corrected_day_file": day.name,
+        "corrected_day_events": events,
+        "corrected_day_events_kept": kept,
+        "corrected_day_plays_before": plays_before,
+        "corrected_day_plays_after": plays_after,
+        "corrected_day_etl_seconds": seconds,
+        "corrected_day_phases": phases,
+        "corrected_day_steps": step_lines(output),
+    }
+
+
+def measure_deleted_day(dsn, data_dir, config_path):
+    """After the full load, one day's log file deleted, then a whole etl.py process
+    (--allow-retract where it has it); then the file is put back and loaded again."""
+    day = middle_day(data_dir)
+    aside = Path(tempfile.mkdtemp(prefix="sparkify-bench-gone-")) / day.name
+    plays_before = plays_of_day(dsn, day)
+    shutil.move(day, aside)  # a move keeps its size and modification time
+    try:
+        wait_for_autovacuum(dsn)
+        options = retract_options()
+        seconds, output = etl_process(config_path, *options)
+        plays_after, phases = plays_of_day(dsn, day), last_run_phases(dsn)
+    finally:
+        shutil.move(aside, day)
+        aside.parent.rmdir()
+    follow_the_source(config_path)
+    return {
+        "deleted_day_file": day.name,
+        "deleted_day_options": options,
+        "deleted_day_plays_before": plays_before,
+        "deleted_day_plays_after": plays_after,
+        "deleted_day_etl_seconds": seconds,
+        "deleted_day_phases": phases,
+        "deleted_day_steps": step_lines(output),
+    }
+
+
+def phases_text(phases):
+    return " / ".join(
+        "-" if phases[name] is None else str(phases[name]) for name in ("stage", "transform", "checks")
+    )
 
 
 def render(result):
@@ -503,6 +644,25 @@ def render(result):
                     f"  plays matched again (of {result['rematch_fact_rows']:,})",
                     result["rematch_plays_moved"],
                 ),
+                (
+                    f"one day corrected ({result['corrected_day_events_kept']:,} of "
+                    f"{result['corrected_day_events']:,} events kept), whole etl.py",
+                    result["corrected_day_etl_seconds"],
+                ),
+                (
+                    "  plays of that day before / after",
+                    f"{result['corrected_day_plays_before']:,} / {result['corrected_day_plays_after']:,}",
+                ),
+                ("  stage / transform / checks in the run (s)", phases_text(result["corrected_day_phases"])),
+                (
+                    f"one day deleted, whole etl.py {' '.join(result['deleted_day_options'])}".rstrip(),
+                    result["deleted_day_etl_seconds"],
+                ),
+                (
+                    "  plays of that day before / after",
+                    f"{result['deleted_day_plays_before']:,} / {result['deleted_day_plays_after']:,}",
+                ),
+                ("  stage / transform / checks in the run (s)", phases_text(result["deleted_day_phases"])),
             ],
             ("measure", "value"),
         ),

@@ -7,6 +7,8 @@ import bench
 
 def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
     out = tmp_path / "bench.json"
+    middle = bench.middle_day(bench.dataset(20000, 2000, 1, tmp_path / "cache"))
+    generated = middle.read_bytes()
     code = bench.main(
         [
             "--events",
@@ -41,6 +43,8 @@ def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
         "nothing_new_seconds",
         "one_song_catalogue_daily_seconds",
         "rematch_etl_seconds",
+        "corrected_day_etl_seconds",
+        "deleted_day_etl_seconds",
     ):
         assert field in result, field
     assert result["events"] == 20000 and result["song_files"] == 2000
@@ -49,6 +53,14 @@ def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
     assert result["rematch_new_song_files"] == bench.REMATCH_SONGS
     assert result["rematch_plays_moved"] >= bench.REMATCH_SONGS
     assert any("songplays" in line for line in result["rematch_plan"])
+    # the corrected day keeps every second event, so about half its plays; the deleted day none
+    assert result["corrected_day_events_kept"] == (result["corrected_day_events"] + 1) // 2
+    assert 0 < result["corrected_day_plays_after"] < result["corrected_day_plays_before"]
+    assert result["deleted_day_options"] == ["--allow-retract"]
+    assert result["deleted_day_plays_before"] > 0 and result["deleted_day_plays_after"] == 0
+    assert any("retracted" in line for line in result["deleted_day_steps"])
+    assert result["corrected_day_phases"]["transform"] is not None
+    assert middle.read_bytes() == generated  # the day is put back as it was generated
     assert {"stage staging_events", "stage staging_songs", "transform", "checks"} <= set(
         result["seconds_by_phase"]
     )
@@ -58,6 +70,7 @@ def test_bench_smoke_writes_every_field(dsn, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "staging / limit" in printed and "speedup vs row INSERTs" in printed
     assert "plays matched again" in printed and "plan of matching plays again:" in printed
+    assert "one day corrected" in printed and "one day deleted, whole etl.py --allow-retract" in printed
 
 
 def test_bench_reuses_the_cached_dataset(tmp_path):
