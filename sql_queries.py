@@ -1847,9 +1847,6 @@ PLAY_STEPS = (
 )
 TRANSFORM_STEPS = (PLAYS_WINDOW_STEP, *RETRACTION_STEPS, *CATALOGUE_STEPS, *REMATCH_STEPS, *PLAY_STEPS)
 
-# The temporary tables later statements (and the checks) read.
-RUN_TEMP_TABLES_CREATE = tuple(step.sql for step in TRANSFORM_STEPS if step.analyze == ALWAYS)
-
 
 def transform_plan(engine, steps=TRANSFORM_STEPS):
     """The steps as the engine runs them. PostgreSQL inserts in key order where a step
