@@ -225,7 +225,7 @@ def answer(name, config_path="dwh.cfg"):
     config = load_config(config_path)
     conn = warehouse.connect(config)
     try:
-        with conn.cursor() as cursor:
+        with warehouse.database_errors_as("the query"), conn.cursor() as cursor:
             return run_query(cursor, name)
     finally:
         conn.close()

@@ -10,6 +10,11 @@ create: a private staging bucket in [S3] REGION, for the runs' manifests and the
         [IAM_ROLE] ARN and [S3] STAGING_PREFIX back into the config file, keeping
         everything else in it. Run again, it brings the role's policy and the cluster's
         settings up to date.
+roles:  in the cluster's database, as its master user: the loader ([CLUSTER] DB_USER),
+        who owns the tables; the [ROLES] ANALYSTS and OPERATORS roles and their users
+        (README "Who can do what"; sparkify/roles.py says what it sends). Passwords:
+        the loader's is [CLUSTER] DB_PASSWORD (none: IAM temporary credentials only),
+        the others log in through IAM only; none is ever printed.
 status: the cluster's state, endpoint and settings, the role and its policy, the bucket.
 delete: the cluster (waits until it is gone), its parameter group, the role and its
         policy, and the staging bucket with everything in it.
@@ -22,6 +27,7 @@ examples:
   export SPARKIFY_DWH_DWH_DB_PASSWORD='…'    # the cluster's master password, kept out of files
   python aws_setup.py create --config dwh.cfg
   python aws_setup.py create --config dwh.cfg --allow-anywhere   # DWH_INGRESS_CIDR may be 0.0.0.0/0
+  python aws_setup.py roles --config dwh.cfg            # once the cluster is available
   python aws_setup.py status --config dwh.cfg --verbose
   python aws_setup.py delete --config dwh.cfg --poll 30 --quiet  # check every 30 s, print only errors
 """
@@ -38,7 +44,7 @@ import time
 import boto3
 import botocore.exceptions
 
-from sparkify import cli
+from sparkify import cli, roles
 from sparkify.aws_policy import (
     AUDIT_LOG_SIDS,
     S3Location,
@@ -776,7 +782,12 @@ def delete(args, clients):
     delete_staging_bucket(clients.s3(region), staging_bucket_name(settings, clients.sts, region))
 
 
-COMMANDS = {"create": create, "status": status, "delete": delete}
+def make_roles(args, clients):
+    """The warehouse's users and roles, as the cluster's master user (sparkify/roles.py)."""
+    roles.setup(args.config)
+
+
+COMMANDS = {"create": create, "status": status, "delete": delete, "roles": make_roles}
 
 
 def run_command(args, clients=None):

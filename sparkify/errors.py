@@ -39,3 +39,9 @@ class TablesOwnedByOthers(SparkifyError):
     """Redshift tables that belong to another user than the one connected."""
 
     exit_code = 2
+
+
+class NotAllowed(SparkifyError):
+    """The database refused this user a read or a write (README "Who can do what")."""
+
+    exit_code = 2

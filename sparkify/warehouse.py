@@ -10,7 +10,7 @@ import psycopg2.errors
 import psycopg2.extras
 
 import sql_queries
-from sparkify.errors import DatabaseError, TablesOwnedByOthers, WarehouseBusy
+from sparkify.errors import DatabaseError, NotAllowed, TablesOwnedByOthers, WarehouseBusy
 from sparkify.output import add_secret
 from sparkify.redshift import temporary_credentials
 
@@ -21,12 +21,14 @@ FIRST_RETRY_DELAY_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 10
 
 
-def connect(config):
-    """Open a connection; transient failures are retried with doubling delays."""
+def connect(config, login=None):
+    """Open a connection; transient failures are retried with doubling delays. login:
+    another user's, for the admin who makes the roles (a DSN locally, (user, password)
+    on Redshift); None: the config's own, the loader's (or an analyst's)."""
     attempts, delay = CONNECT_ATTEMPTS, FIRST_RETRY_DELAY_SECONDS
     for attempt in range(1, attempts + 1):
         try:
-            return _connect_once(config)
+            return _connect_once(config, login)
         except psycopg2.OperationalError as error:
             reason = first_line(error)
             if attempt == attempts or _is_permanent(reason):
@@ -49,20 +51,20 @@ class StatementLoggingConnection(psycopg2.extras.LoggingConnection):
         return (msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg).strip()
 
 
-def _connect_once(config):
-    conn = _open(config)
+def _connect_once(config, login):
+    conn = _open(config, login)
     conn.initialize(log)
     return conn
 
 
-def _open(config):
+def _open(config, login=None):
     if config.engine.reads_local_folders:  # a libpq DSN, not a cluster
         return psycopg2.connect(
-            config.get("LOCAL", "DSN"),
+            login or config.get("LOCAL", "DSN"),
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             connection_factory=StatementLoggingConnection,
         )
-    user, password = redshift_login(config)
+    user, password = login or redshift_login(config)
     return psycopg2.connect(
         connection_factory=StatementLoggingConnection,
         host=config.get("CLUSTER", "HOST"),
@@ -140,7 +142,19 @@ def database_errors_as(what):
                 f"{BUSY_MESSAGE} (its changes met this run's; error: {first_line(error)}); "
                 "nothing of this run was committed. Try again when it has finished."
             ) from None
+        if isinstance(error, psycopg2.errors.InsufficientPrivilege):
+            raise NotAllowed(f"{what} failed: {first_line(error)}; {NOT_ALLOWED_HINT}") from None
         raise DatabaseError(f"{what} failed: {first_line(error)}{consequence_of(error)}") from None
+
+
+NOT_ALLOWED_HINT = (
+    'the database refused this user (README "Who can do what": the loader loads, analysts read'
+    " the star, operators the runs and rejects)"
+)
+ROLES_MISSING_HINT = (
+    "; an admin makes the warehouse's roles first: python aws_setup.py roles (Redshift)"
+    " or python -m sparkify.roles (PostgreSQL)"
+)
 
 
 def consequence_of(error):
@@ -158,6 +172,8 @@ def consequence_of(error):
         )
     if isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         return "; the connection was lost and nothing of this run was committed"
+    if isinstance(error, psycopg2.errors.UndefinedObject) and "role" in first_line(error):
+        return ROLES_MISSING_HINT
     if isinstance(error, (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn)):
         # the pipeline's own statements only: a user's check reports its own errors
         return (

@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 import etl  # noqa: E402
 import sample_data  # noqa: E402
+import sql_queries  # noqa: E402
 from sparkify import pg_cluster  # noqa: E402
 
 SAMPLE_PATH_VARIABLE = "SPARKIFY_SAMPLE_DIR"
@@ -71,15 +72,33 @@ def server_dsn():
     """DSN of a PostgreSQL server we may create databases on."""
     given = os.environ.get("SPARKIFY_TEST_DSN")
     if given:
+        make_default_roles(given)
         yield given
         return
     data_dir = Path(tempfile.mkdtemp(prefix="sparkify-test-pg-"))
     try:
         pg_cluster.start(data_dir)
+        make_default_roles(pg_cluster.dsn_for(data_dir, "postgres"))
         yield pg_cluster.dsn_for(data_dir, "postgres")
     finally:
         pg_cluster.stop(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+ANALYSTS = "sparkify_analysts"  # [ROLES]' defaults, which every test config leaves alone
+OPERATORS = "sparkify_operators"
+
+
+def make_default_roles(server_dsn):
+    """The roles create_tables.py grants to by default, on the whole server (PostgreSQL's
+    roles belong to the cluster, not to one database); tests/test_roles.py makes users."""
+    conn = _admin(server_dsn)
+    with conn.cursor() as cur:
+        cur.execute(sql_queries.EXISTING_ROLES_SQL["pg_roles"], ((ANALYSTS, OPERATORS),))
+        present = {name for (name,) in cur.fetchall()}
+        for role in {ANALYSTS, OPERATORS} - present:
+            cur.execute(sql_queries.create_role_sql(role))
+    conn.close()
 
 
 def _admin(server_dsn):

@@ -113,6 +113,16 @@ TABLE_ATTRIBUTES = (
     r"| SORTKEY AUTO| ENCODE AUTO)*"
 )
 TEMPORARY = r"(?: (?:LOCAL )?(?:TEMPORARY|TEMP))?"
+NAMES = rf"{NAME}(?: , {NAME})*"
+_TABLE_PRIVILEGE = r"(?:SELECT|INSERT|UPDATE|DELETE|DROP|REFERENCES)"
+TABLE_PRIVILEGES = rf"(?:{_TABLE_PRIVILEGE}(?: , {_TABLE_PRIVILEGE})*|ALL(?: PRIVILEGES)?)"
+SCHEMA_PRIVILEGES = r"(?:(?:CREATE|USAGE)(?: , (?:CREATE|USAGE))*|ALL(?: PRIVILEGES)?)"
+GRANTEE = rf"(?:ROLE {NAME}|GROUP {NAME}|PUBLIC|(?!(?:ROLE|GROUP|PUBLIC)\b){NAME})"
+# r_GRANT.html: "username [ WITH GRANT OPTION ]": a user only, not a role or group.
+GRANT_GRANTEE = (
+    rf"(?:ROLE {NAME}|GROUP {NAME}|PUBLIC|(?!(?:ROLE|GROUP|PUBLIC)\b){NAME}(?: WITH GRANT OPTION)?)"
+)
+ROLE_GRANTEE = rf"(?:ROLE {NAME}|(?!ROLE\b){NAME}(?: WITH ADMIN OPTION)?)"
 
 
 class Command(NamedTuple):
@@ -226,6 +236,54 @@ COMMANDS = (
         "ROLLBACK", "r_ROLLBACK.html", "ROLLBACK [ WORK | TRANSACTION ]", r"ROLLBACK(?: WORK| TRANSACTION)?"
     ),
     Command("END", "r_END.html", "END [ WORK | TRANSACTION ]", r"END(?: WORK| TRANSACTION)?"),
+    # Who may do what (sql_queries section 8).
+    Command(
+        "CREATE ROLE",
+        "r_CREATE_ROLE.html",
+        "CREATE ROLE role_name [ EXTERNALID external_id ]",
+        rf"CREATE ROLE {NAME}",
+    ),
+    Command(
+        "CREATE USER",
+        "r_CREATE_USER.html",
+        "CREATE USER name [ WITH ] PASSWORD { 'password' | 'md5hash' | 'sha256hash' | DISABLE }"
+        " [ option [ ... ] ]",
+        rf"CREATE USER {NAME}(?: WITH)? PASSWORD (?:'…'|DISABLE)",
+    ),
+    Command(
+        "ALTER USER",
+        "r_ALTER_USER.html",
+        "ALTER USER username [ WITH ] option [, ... ], option PASSWORD { 'password' | 'md5hash' | DISABLE }",
+        rf"ALTER USER {NAME}(?: WITH)? PASSWORD (?:'…'|DISABLE)",
+    ),
+    Command(
+        "ALTER TABLE",
+        "r_ALTER_TABLE.html",
+        "ALTER TABLE table_name { … | OWNER TO new_owner | … }",
+        rf"ALTER TABLE {NAME} OWNER TO {NAME}",
+    ),
+    Command(
+        "GRANT",
+        "r_GRANT.html",
+        "GRANT { { SELECT | INSERT | UPDATE | DELETE | DROP | REFERENCES } [,...] | ALL [ PRIVILEGES ] }"
+        " ON { [ TABLE ] table_name [, ...] | … } TO { username [ WITH GRANT OPTION ] | ROLE role_name"
+        " | GROUP group_name | PUBLIC } [, ...]; GRANT { { CREATE | USAGE } [,...] | ALL [ PRIVILEGES ] }"
+        " ON SCHEMA schema_name [, ...] TO …; GRANT { ROLE role_name } [, ...]"
+        " TO { { user_name [ WITH ADMIN OPTION ] } | ROLE role_name }[, ...]",
+        rf"GRANT (?:{TABLE_PRIVILEGES} ON (?:TABLE )?{NAMES}|{SCHEMA_PRIVILEGES} ON SCHEMA {NAMES})"
+        rf" TO {GRANT_GRANTEE}(?: , {GRANT_GRANTEE})*"
+        rf"|GRANT ROLE {NAME}(?: , ROLE {NAME})* TO {ROLE_GRANTEE}(?: , {ROLE_GRANTEE})*",
+    ),
+    Command(
+        "REVOKE",
+        "r_REVOKE.html",
+        "REVOKE [ GRANT OPTION FOR ] { { SELECT | … } [,...] | ALL [ PRIVILEGES ] } ON { [ TABLE ] table_name"
+        " [, ...] | … } FROM { username | ROLE role_name | GROUP group_name | PUBLIC } [, ...] [ RESTRICT ];"
+        " REVOKE [ GRANT OPTION FOR ] { { CREATE | USAGE } [,...] | ALL [ PRIVILEGES ] } ON SCHEMA"
+        " schema_name [, ...] FROM …",
+        rf"REVOKE(?: GRANT OPTION FOR)? (?:{TABLE_PRIVILEGES} ON (?:TABLE )?{NAMES}|{SCHEMA_PRIVILEGES} ON"
+        rf" SCHEMA {NAMES}) FROM {GRANTEE}(?: , {GRANTEE})*(?: RESTRICT)?",
+    ),
 )
 
 # r_SET.html takes any parameter_name; these are the documented ones the code sets
@@ -247,7 +305,7 @@ def command_name(top):
                 "CREATE TABLE AS" if re.search(r"\bAS (?:WITH|SELECT)\b", create.group(1)) else "CREATE TABLE"
             )
         return " ".join(words[:2])
-    if words[0] == "DROP":
+    if words[0] in ("DROP", "ALTER"):
         return " ".join(words[:2])
     return words[0]
 

@@ -9,6 +9,9 @@ sends, with one piece of test code for what PostgreSQL cannot do, COPY … FROM 
   PostgreSQL's bpchar collated "C" of at most n bytes, so `=`, joins, GROUP BY, DISTINCT,
   UNION and PARTITION BY ignore trailing blanks, OCTET_LENGTH counts them, values keep
   them as stored, and text orders by bytes (`redshift_text_columns`).
+- Roles and grants are PostgreSQL's, from Redshift's syntax ("TO ROLE r", "GRANT ROLE r
+  TO u", PASSWORD DISABLE: `postgres_role_syntax`); svv_roles is a view of the roles that
+  cannot log in. The test server trusts every local login, so passwords are not checked.
 - stl_load_errors and sys_load_error_detail are tables shaped as documented
   (r_STL_LOAD_ERRORS.html, SYS_LOAD_ERROR_DETAIL.html), in UTC. GETDATE() is a function
   returning the statement's start in the session's time zone, in whole seconds
@@ -96,6 +99,13 @@ CREATE TABLE IF NOT EXISTS sys_load_error_detail (
     error_code INTEGER,
     error_message CHAR(512)
 );
+-- r_SVV_ROLES.html: role_id, role_name, role_owner, external_id. A Redshift role cannot log
+-- in; PostgreSQL's CREATE ROLE makes one that cannot either (CREATE USER: one that can).
+CREATE OR REPLACE VIEW svv_roles AS
+    SELECT CAST(oid AS INTEGER) AS role_id, CAST(rolname AS VARCHAR(128)) AS role_name,
+           CAST(NULL AS VARCHAR(128)) AS role_owner, CAST(NULL AS VARCHAR(128)) AS external_id
+    FROM pg_roles
+    WHERE NOT rolcanlogin;
 CREATE SEQUENCE IF NOT EXISTS standin_query_id;
 CREATE OR REPLACE FUNCTION getdate() RETURNS TIMESTAMP
     LANGUAGE SQL STABLE
@@ -121,7 +131,19 @@ def prepare_database(dsn, isolation="repeatable read"):
         # load-error logs do not (they are UTC), so the run must ask in UTC.
         cur.execute(f"ALTER DATABASE {name} SET timezone = 'Asia/Tokyo'")
         cur.execute(SYSTEM_TABLES)
+        # Every user reads and writes (through the stand-in's COPY) Redshift's logs
+        # (c_visibility-of-data.html), whichever user the scripts log in as.
+        cur.execute(STANDIN_TABLES_FOR_EVERYONE)
     conn.close()
+
+
+STANDIN_TABLES_FOR_EVERYONE = """
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO PUBLIC;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO PUBLIC;
+-- Redshift's default, which PostgreSQL 15 dropped: "By default, all users have CREATE and
+-- USAGE permissions on the PUBLIC schema" (r_REVOKE.html).
+GRANT CREATE ON SCHEMA public TO PUBLIC;
+"""
 
 
 # Redshift's text (r_Character_types.html): "Trailing spaces in VARCHAR and CHAR values are
@@ -198,7 +220,7 @@ class StandInCursor(psycopg2.extras.LoggingCursor):
         if text.lstrip().upper().startswith("CREATE TABLE"):
             create_varchar_domains(self, text)
             text = redshift_text_columns(REDSHIFT_LAYOUT.sub(")", text))
-        return super().execute(text, vars)
+        return super().execute(postgres_role_syntax(text), vars)
 
     def executemany(self, query, vars_list):
         vars_list = list(vars_list)
@@ -227,6 +249,22 @@ class StandInCursor(psycopg2.extras.LoggingCursor):
             return super().execute(f"SELECT {', '.join(['NULL'] * width)} WHERE FALSE")
         values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
         return super().execute(f"SELECT * FROM (VALUES {values}) AS logged", [v for row in rows for v in row])
+
+
+# Redshift names a role "ROLE name" where PostgreSQL writes the name alone, and a user that
+# logs in only through IAM has PASSWORD DISABLE (r_GRANT.html, r_REVOKE.html,
+# r_CREATE_USER.html); the stand-in's user then has no password.
+ROLE_SYNTAX = (
+    (re.compile(r"^(\s*GRANT\s+)ROLE\s+", re.I), r"\1"),
+    (re.compile(r"\b(TO|FROM)\s+ROLE\s+(\w+)", re.I), r"\1 \2"),
+    (re.compile(r"^(\s*CREATE\s+USER\s+\w+)\s+PASSWORD\s+DISABLE\b", re.I), r"\1"),
+)
+
+
+def postgres_role_syntax(text):
+    for pattern, replacement in ROLE_SYNTAX:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 LOAD_ERROR_LOGS = re.compile(r"\b(stl_load_errors|sys_load_error_detail)\b")
@@ -306,16 +344,20 @@ def connect(dsn, node_mode=redshift_gate.SINGLE_NODE):
     return conn
 
 
-def install(dsn, patch=setattr, node_mode=redshift_gate.SINGLE_NODE):
+def install(dsn, patch=setattr, node_mode=redshift_gate.SINGLE_NODE, as_config_users=False):
     """Point the scripts' Redshift connections at the stand-in (patch: monkeypatch.setattr),
     a cluster of node_mode ("single-node" or "multi-node"); local-target connections are
-    left alone."""
+    left alone. They log in as dsn's user, or as_config_users as the config's [CLUSTER]
+    DB_USER; an admin's login (sparkify.roles) as its own user. Passwords are not checked."""
     open_local = warehouse._open
-    patch(
-        warehouse,
-        "_open",
-        lambda config: connect(dsn, node_mode) if config.target == "redshift" else open_local(config),
-    )
+
+    def open_standin(config, login=None):
+        if config.target != "redshift":
+            return open_local(config, login)
+        user = login[0] if login else config.get("CLUSTER", "DB_USER") if as_config_users else None
+        return connect(dsn if user is None else f"{dsn} user={user}", node_mode)
+
+    patch(warehouse, "_open", open_standin)
 
 
 # --- COPY … FROM 's3://…' ----------------------------------------------------------------------

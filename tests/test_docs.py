@@ -19,10 +19,12 @@ import pytest
 from conftest import ROOT
 from test_notebook import project_copy
 from test_redshift_path import day_with_bad_rows, warehouse_on_s3  # noqa: F401 - fixtures
+from test_roles import ANALYST, write_role_config
 
 import analytics
+import create_tables
 import etl
-from sparkify import pg_cluster
+from sparkify import pg_cluster, roles
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 WRITE = os.environ.get("SPARKIFY_WRITE_DOCS") == "1"
@@ -116,6 +118,18 @@ def test_readme_shows_analytics_answers(real_sample, load, config_for, run):
     code, out = run(analytics, "--config", config_for(real_sample), *args)
     assert code == 0, out
     check_or_write("analytics", shell_line("analytics.py", args) + "\n" + out)
+
+
+def test_readme_shows_an_analyst_refused_the_history(dsn, tmp_path, real_sample, run):
+    config = write_role_config(tmp_path, dsn, real_sample)
+    for script in (roles, create_tables, etl):
+        assert run(script, "--config", config)[0] == 0
+    analyst = write_role_config(tmp_path, dsn, real_sample, name="analyst.cfg", user=ANALYST)
+    code, out = run(etl, "--config", analyst, "--history")
+    assert code == 2, out
+    check_or_write(
+        "analyst-refused", shell_line("etl.py", ["--config", ".demo/analyst.cfg", "--history"]) + "\n" + out
+    )
 
 
 def test_readme_shows_a_failed_copy_on_the_redshift_path(day_with_bad_rows, warehouse_on_s3, run):
@@ -222,6 +236,7 @@ def project(generated, dsn, monkeypatch):
     copy = project_copy(folder / "project")
     (copy / "data").symlink_to(generated)
     monkeypatch.setenv("SPARKIFY_LOCAL_DSN", dsn)
+    monkeypatch.setenv("SPARKIFY_LOCAL_ADMIN_DSN", dsn)
     yield copy
     pg_cluster.stop(copy / ".local-pg")
     shutil.rmtree(folder, ignore_errors=True)
@@ -244,6 +259,7 @@ def run_command(line, cwd):
             ".venv/.dev",
         ]
         env.pop("SPARKIFY_LOCAL_DSN")
+        env.pop("SPARKIFY_LOCAL_ADMIN_DSN")
         for inherited in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):  # under `make test`: not a sub-make
             env.pop(inherited, None)
     return subprocess.run(

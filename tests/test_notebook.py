@@ -70,7 +70,7 @@ def test_notebook_runs_top_to_bottom_from_notebooks_without_a_config(fresh_proje
         resources={"metadata": {"path": str(fresh_project / "notebooks")}},
     ).execute()
     text = cell_outputs(notebook)
-    assert "config: .demo/dwh.cfg" in text
+    assert "config: .demo/dwh.cfg | analyst's config: .demo/analyst.cfg" in text
     assert (fresh_project / ".demo" / "dwh.cfg").is_file()
     assert pg_cluster.running_pid(fresh_project / ".local-pg") is not None
     assert f"checks: {len(sql_queries.quality_checks(sql_queries.WHOLE_TABLES))} passed, 0 failed" in text

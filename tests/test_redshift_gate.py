@@ -25,6 +25,16 @@ warehouse_on_s3 = test_redshift_path.warehouse_on_s3  # the fixture: data in S3,
 # --- What the gate refuses -------------------------------------------------------------------------
 
 REFUSED_STATEMENTS = [
+    ("GRANT sparkify_analysts TO alice", "outside GRANT's synopsis"),  # PostgreSQL's form: GRANT ROLE
+    ("GRANT SELECT ON TABLE songs TO ROLE", "outside GRANT's synopsis"),
+    ("GRANT SELECT ON songs TO ROLE a WITH GRANT OPTION", "outside GRANT's synopsis"),
+    ("CREATE USER alice", "outside CREATE USER's synopsis"),  # PASSWORD is required
+    ("CREATE USER alice NOLOGIN", "outside CREATE USER's synopsis"),
+    ("CREATE ROLE IF NOT EXISTS analysts", "outside CREATE ROLE's synopsis"),
+    ("CREATE ROLE analysts NOLOGIN", "outside CREATE ROLE's synopsis"),
+    ("ALTER TABLE songs RENAME TO old_songs", "outside ALTER TABLE's synopsis"),
+    ("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO ROLE a", "ALTER DEFAULT is not a documented"),
+    ("REVOKE sparkify_analysts FROM alice", "outside REVOKE's synopsis"),
     (
         "SELECT a FROM t WHERE a IS DISTINCT FROM b",
         "IS DISTINCT FROM is not supported (c_unsupported-postgresql-functions.html)",
@@ -238,6 +248,20 @@ DOCUMENTED_FORMS = [
     "SELECT a::DOUBLE PRECISION, b::timestamp, c::DECIMAL(10, 2), d::TEXT FROM t",
     "SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b DESC NULLS LAST) FROM t",
     "SELECT COLLATE(a, 'case_insensitive') FROM t",
+    "CREATE ROLE sparkify_analysts",
+    "CREATE USER sparkify_loader PASSWORD 'Loader-Secret-42'",
+    "CREATE USER alice PASSWORD DISABLE",
+    'CREATE USER "IAM:alice" PASSWORD DISABLE',
+    "ALTER USER sparkify_loader PASSWORD 'Loader-Secret-42'",
+    "GRANT ROLE sparkify_analysts TO alice",
+    'GRANT ROLE sparkify_analysts TO "IAM:alice", ROLE other',
+    "GRANT SELECT ON TABLE songplays TO ROLE sparkify_analysts",
+    "GRANT SELECT, INSERT ON songs, artists TO bob WITH GRANT OPTION, GROUP g, PUBLIC",
+    "GRANT USAGE, CREATE ON SCHEMA public TO sparkify_loader",
+    "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+    "REVOKE ALL ON TABLE etl_runs FROM ROLE sparkify_analysts",
+    "REVOKE GRANT OPTION FOR SELECT ON t FROM bob RESTRICT",
+    "ALTER TABLE songplays OWNER TO sparkify_loader",
     sent(sql_queries.LOADED_FILES_SELECT, "log_data"),
     sent(sql_queries.TABLES_OWNED_BY_OTHERS_SQL, ("songs", "users")),
     sent(sql_queries.LOAD_ERRORS_SQL, datetime(2018, 11, 5, 12, 0, 1)),

@@ -67,6 +67,22 @@ def redshift_statements():
     yield sql_queries.INVALID_USER_ID_EVENTS_CLOSE
     yield sql_queries.INVALID_USER_ID_EVENTS_DELETE
     yield sql_queries.TABLES_OWNED_BY_OTHERS_SQL
+    yield from (sql for _, sql in sql_queries.table_grants(engine, "analysts", "operators", ("songplays",)))
+    yield sql_queries.EXISTING_ROLES_SQL[engine.roles_catalog]
+    yield sql_queries.EXISTING_USERS_SQL
+    yield sql_queries.OWNED_BY_OTHERS_SQL
+    yield sql_queries.EXISTING_TABLES_SQL
+    yield sql_queries.create_role_sql("analysts")
+    password = "'Loader-Secret-42'"  # a parameter, as psycopg2 sends it
+    for user in ("sparkify_loader", "IAMR:etl-role"):
+        yield from (
+            sql_queries.create_user_sql(user, engine, with_password).replace("%s", password)
+            for with_password in (True, False)
+        )
+        yield sql_queries.alter_password_sql(user).replace("%s", password)
+        yield sql_queries.grant_role_sql("analysts", user, engine)
+        yield from sql_queries.schema_privilege_statements(user)
+        yield sql_queries.owner_to_sql("songplays", user)
 
 
 def redshift_problems(sql):

@@ -214,11 +214,11 @@ def test_transient_connection_failures_are_retried(generated, config_for, monkey
     real_connect = warehouse._connect_once
     failures = iter([psycopg2.OperationalError("could not connect: Connection refused")] * 2)
 
-    def flaky(config):
+    def flaky(config, login=None):
         error = next(failures, None)
         if error:
             raise error
-        return real_connect(config)
+        return real_connect(config, login)
 
     monkeypatch.setattr(warehouse, "_connect_once", flaky)
     monkeypatch.setattr(warehouse, "FIRST_RETRY_DELAY_SECONDS", 0.01)
@@ -256,7 +256,7 @@ def test_a_wrong_password_is_not_retried(generated, config_for, monkeypatch, run
     words PostgreSQL uses."""
     attempts = []
 
-    def refused(config):
+    def refused(config, login=None):
         attempts.append(config)
         raise psycopg2.OperationalError('FATAL:  password authentication failed for user "sparkify"')
 

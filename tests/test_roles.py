@@ -1,0 +1,283 @@
+"""Who may do what, with real roles: the admin makes them (sparkify.roles), the loader owns
+and loads, analysts read the star and nothing else, operators read the history, the
+ledger and the rejects; the database's own refusal is one line; a config that would give
+analysts more is refused. Locally on PostgreSQL, and through aws_setup.py roles on the
+Redshift stand-in."""
+
+import json
+
+import psycopg2
+import psycopg2.errors
+import pytest
+from conftest import ANALYSTS, event, song, write_config
+from test_redshift_path import make_bucket, upload, write_rs_config
+
+import analytics
+import aws_setup
+import create_tables
+import etl
+import sql_queries
+from sparkify import roles
+
+LOADER, ANALYST, OPERATOR = "sparkify_loader", "sparkify_ana", "sparkify_ops"
+STAR = [table.name for table in sql_queries.STAR_TABLES]
+NOT_FOR_ANALYSTS = [
+    table.name
+    for table in (*sql_queries.ALL_TABLES, sql_queries.ETL_RUNS)
+    if table not in sql_queries.STAR_TABLES
+]
+OPERATOR_TABLES = [table.name for table in sql_queries.OPERATOR_TABLES]
+NOT_FOR_OPERATORS = [name for name in NOT_FOR_ANALYSTS if name not in OPERATOR_TABLES]
+PASSWORD = "Loader-Secret-42"
+
+
+def as_user(dsn, user):
+    return f"{dsn} user={user}"
+
+
+def write_role_config(folder, dsn, data_dir, name="dwh.cfg", user=LOADER, **roles_settings):
+    """A local config that connects as user, with the admin's DSN and [ROLES]."""
+    path = write_config(folder, as_user(dsn, user), data_dir)
+    settings = {"ANALYST_USERS": ANALYST, "OPERATOR_USERS": OPERATOR, **roles_settings}
+    text = path.read_text().replace("[LOCAL]\n", f"[LOCAL]\nADMIN_DSN = {dsn}\n")
+    text += "[ROLES]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items())
+    target = path.with_name(name)
+    path.unlink()
+    target.write_text(text)
+    return target
+
+
+def attempt(dsn, user, sql):
+    """None if user may run sql; else the database's error."""
+    conn = psycopg2.connect(as_user(dsn, user))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        conn.rollback()
+        return None
+    except psycopg2.Error as error:
+        return error
+    finally:
+        conn.close()
+
+
+def refused(dsn, user, sql):
+    error = attempt(dsn, user, sql)
+    return isinstance(error, psycopg2.errors.InsufficientPrivilege)
+
+
+def owners(query):
+    rows = query("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'")
+    return dict(rows)
+
+
+@pytest.fixture
+def warehouse_with_roles(dsn, tmp_path, generated, run):
+    """The admin made the roles; the loader created the tables and loaded every day."""
+    config = write_role_config(tmp_path, dsn, generated)
+    code, out = run(roles, "--config", config)
+    assert code == 0, out
+    code, out = run(create_tables, "--config", config)
+    assert code == 0, out
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    return config
+
+
+def test_the_loader_owns_every_table_and_loads_in_full_and_day_by_day(dsn, tmp_path, dataset, run, query):
+    data = dataset(
+        songs=[song("S1", "Song", "Artist")],
+        days={"2018-11-01": [event(1541105830796, song="Song", artist="Artist", length=200.0)]},
+    )
+    config = write_role_config(tmp_path, dsn, data)
+    assert run(roles, "--config", config)[0] == 0
+    code, out = run(create_tables, "--config", config)
+    assert code == 0, out
+    assert run(etl, "--config", config)[0] == 0
+    assert query("SELECT COUNT(*) FROM songplays") == [(1,)]
+    day = data / "log_data" / "2018" / "11" / "2018-11-02-events.json"
+    day.write_text(
+        json.dumps(event(1541205830796, user="2", song="Song", artist="Artist", length=200.0)) + "\n"
+    )
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+    assert query("SELECT COUNT(*) FROM songplays") == [(2,)]
+    tables = owners(query)
+    assert {tables[name] for name in (*(t.name for t in sql_queries.ALL_TABLES), "etl_runs")} == {LOADER}
+
+
+def test_an_analyst_reads_the_star_and_nothing_else_and_writes_nothing(warehouse_with_roles, dsn):
+    for name in STAR:
+        assert attempt(dsn, ANALYST, f"SELECT * FROM {name} LIMIT 1") is None, name
+    for name in NOT_FOR_ANALYSTS:
+        assert refused(dsn, ANALYST, f"SELECT * FROM {name} LIMIT 1"), name
+    for sql in (
+        "INSERT INTO songplays SELECT * FROM songplays LIMIT 1",
+        "UPDATE users SET level = 'paid'",
+        "DELETE FROM songs",
+        "TRUNCATE time",
+        "CREATE TABLE mine (x INTEGER)",
+        "ALTER TABLE artists ADD COLUMN x INTEGER",
+    ):
+        assert refused(dsn, ANALYST, sql), sql
+    assert isinstance(attempt(dsn, ANALYST, "DROP TABLE songplays"), psycopg2.errors.InsufficientPrivilege)
+
+
+def test_an_operator_reads_the_history_ledger_and_rejects_but_not_staging(warehouse_with_roles, dsn):
+    for name in OPERATOR_TABLES:
+        assert attempt(dsn, OPERATOR, f"SELECT * FROM {name} LIMIT 1") is None, name
+    for name in NOT_FOR_OPERATORS:
+        assert refused(dsn, OPERATOR, f"SELECT * FROM {name} LIMIT 1"), name
+    assert refused(dsn, OPERATOR, "DELETE FROM load_rejects")
+    assert refused(dsn, OPERATOR, "INSERT INTO etl_runs SELECT * FROM etl_runs")
+
+
+def test_analytics_runs_as_an_analyst_and_etl_as_one_is_refused_in_one_line(
+    warehouse_with_roles, dsn, tmp_path, generated, run
+):
+    analyst = write_role_config(tmp_path, dsn, generated, name="analyst.cfg", user=ANALYST)
+    code, out = run(analytics, "--config", analyst)
+    assert code == 0, out
+    assert "top_songs" in out or "Top" in out
+    for script, words in ((etl, "permission denied"), (create_tables, "must be owner")):
+        code, out = run(script, "--config", analyst)
+        assert code == 2, out
+        errors = [line for line in out.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and words in errors[0], out
+        assert "Traceback" not in out
+    operator = write_role_config(tmp_path, dsn, generated, name="operator.cfg", user=OPERATOR)
+    code, out = run(etl, "--config", operator, "--history")
+    assert code == 0, out
+    assert "committed" in out
+
+
+def test_create_tables_keeps_the_grants_true_and_follows_analyst_tables(
+    warehouse_with_roles, dsn, tmp_path, generated, run, query
+):
+    query(f"GRANT SELECT ON etl_runs TO {ANALYSTS}")  # granted by hand meanwhile
+    narrowed = write_role_config(tmp_path, dsn, generated, ANALYST_TABLES="songplays, songs, artists, time")
+    code, out = run(create_tables, "--config", narrowed)
+    assert code == 0, out
+    assert attempt(dsn, ANALYST, "SELECT * FROM songplays") is None
+    assert refused(dsn, ANALYST, "SELECT * FROM users")
+    assert refused(dsn, ANALYST, "SELECT * FROM etl_runs")
+    assert refused(dsn, ANALYST, "SELECT * FROM load_rejects")
+    assert attempt(dsn, OPERATOR, "SELECT * FROM load_rejects") is None
+    code, out = run(
+        analytics, "--config", write_role_config(tmp_path, dsn, generated, name="a.cfg", user=ANALYST)
+    )
+    assert code == 2 and "permission denied for table users" in out, out
+
+
+def test_an_older_warehouse_is_handed_to_the_loader(dsn, tmp_path, generated, run, query):
+    (tmp_path / "admin").mkdir()
+    admin = write_config(tmp_path / "admin", dsn, generated)
+    assert run(create_tables, "--config", admin)[0] == 0  # made by the admin, as before roles
+    assert set(owners(query).values()) != {LOADER}
+    config = write_role_config(tmp_path, dsn, generated)
+    code, out = run(roles, "--config", config)
+    assert code == 0, out
+    assert "handed songplays to sparkify_loader" in out
+    tables = owners(query)
+    assert {tables[t.name] for t in sql_queries.ALL_TABLES} == {LOADER}
+    assert attempt(dsn, ANALYST, "SELECT * FROM songplays") is None
+    code, out = run(etl, "--config", config)
+    assert code == 0, out
+
+
+def test_roles_run_again_do_no_harm(warehouse_with_roles, run):
+    code, out = run(roles, "--config", warehouse_with_roles)
+    assert code == 0, out
+    assert "created" not in out
+
+
+def test_the_loaders_password_is_set_and_never_printed(dsn, tmp_path, generated, run, query):
+    config = write_role_config(tmp_path, dsn, generated)
+    config.write_text(config.read_text().replace(f"user={LOADER}", f"user={LOADER} password={PASSWORD}"))
+    for args in (("--dry-run",), ("--verbose",), ("--verbose",)):
+        code, out = run(roles, "--config", config, *args)
+        assert code == 0, out
+        assert PASSWORD not in out
+    assert "PASSWORD %s" in run(roles, "--config", config, "--dry-run")[1]
+    assert query("SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = %s", (LOADER,)) == [(True,)]
+
+
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        ({"ANALYST_TABLES": "songplays, load_rejects"}, "ANALYST_TABLES names load_rejects"),
+        ({"ANALYST_TABLES": "staging_events"}, "analysts may read only the star"),
+        ({"ANALYST_USERS": f"{ANALYST}, {LOADER}"}, "sparkify_loader is the loader"),
+        ({"ANALYST_USERS": OPERATOR}, "is also an operator"),
+        ({"ANALYSTS": "sparkify_operators"}, "give them two roles"),
+        ({"ANALYSTS": LOADER}, "has the name of a user"),
+        ({"ANALYST_USERS": "Robert'); DROP TABLE songs; --"}, "is not a database name"),
+    ],
+)
+def test_a_config_granting_analysts_more_than_the_star_is_refused(
+    settings, words, dsn, tmp_path, generated, run, query
+):
+    config = write_role_config(tmp_path, dsn, generated, **settings)
+    code, out = run(roles, "--config", config)
+    assert code == 2, out
+    assert words in out and "Traceback" not in out
+    assert len([line for line in out.splitlines() if line]) == 1, out
+
+
+def test_without_roles_create_tables_says_who_makes_them(dsn, tmp_path, generated, run, query):
+    config = write_role_config(tmp_path, dsn, generated, user="postgres", ANALYSTS="nobody_made_this")
+    code, out = run(create_tables, "--config", config)
+    assert code == 1, out
+    assert 'role "nobody_made_this" does not exist' in out and "sparkify.roles" in out
+    assert query("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+# --- Redshift, on the stand-in: aws_setup.py roles as the master user ------------------------
+
+
+@pytest.fixture
+def redshift_with_roles(s3_server, standin, tmp_path, generated, run, monkeypatch):
+    import redshift_standin
+
+    redshift_standin.install(standin, monkeypatch.setattr, as_config_users=True)
+    upload(s3_server, "sparkify-data", generated)
+    make_bucket(s3_server, "sparkify-staging")
+    monkeypatch.setenv("SPARKIFY_DWH_DWH_DB_PASSWORD", "Master-Pw-123")
+
+    def config_as(user, name):
+        path = write_rs_config(
+            tmp_path,
+            CLUSTER_DB_USER=user,
+            ROLES_ANALYST_USERS=ANALYST,
+            ROLES_OPERATOR_USERS=OPERATOR,
+            DWH_DWH_DB_USER="postgres",
+        )
+        return path.rename(path.with_name(name))
+
+    return config_as
+
+
+def test_on_redshift_aws_setup_makes_the_roles_and_the_analyst_reads_only_the_star(
+    redshift_with_roles, standin, run, query
+):
+    loader = redshift_with_roles(LOADER, "loader.cfg")
+    code, out = run(aws_setup, "roles", "--config", loader)
+    assert code == 0, out
+    assert "Master-Pw-123" not in out and "Standin-Pw-1" not in out
+    code, out = run(create_tables, "--config", loader)
+    assert code == 0, out
+    code, out = run(etl, "--config", loader)
+    assert code == 0, out
+    tables = owners(query)
+    assert {tables[t.name] for t in sql_queries.ALL_TABLES} == {LOADER}
+    assert attempt(standin, ANALYST, "SELECT COUNT(*) FROM songplays") is None
+    for name in NOT_FOR_ANALYSTS:
+        assert refused(standin, ANALYST, f"SELECT * FROM {name} LIMIT 1"), name
+    assert attempt(standin, OPERATOR, "SELECT * FROM load_rejects") is None
+    assert refused(standin, ANALYST, "CREATE TABLE mine (x INTEGER)")  # Redshift lets PUBLIC create
+    assert refused(standin, ANALYST, "DELETE FROM songplays")
+    analyst = redshift_with_roles(ANALYST, "analyst.cfg")
+    code, out = run(analytics, "--config", analyst)
+    assert code == 0, out
+    code, out = run(etl, "--config", analyst)
+    assert code == 2 and "Traceback" not in out, out
