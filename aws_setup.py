@@ -749,6 +749,11 @@ def create(args, clients):
     log.info(
         "cluster %s is available at %s:%s", settings["DWH_CLUSTER_IDENTIFIER"], host, settings["DWH_PORT"]
     )
+    log.info(
+        "next, as the master user: python aws_setup.py roles --config %s (the loader, analysts and"
+        ' operators: README "Who can do what")',
+        args.config,
+    )
 
 
 def available_cluster(redshift, options, poll):

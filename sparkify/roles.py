@@ -31,7 +31,7 @@ import sql_queries
 from sparkify import cli, warehouse
 from sparkify.config import DATABASE_NAME, IAM_USER_NAME, REDSHIFT_PASSWORD, load_config, load_dwh_settings
 from sparkify.errors import ConfigError
-from sparkify.output import mask_secrets, masked
+from sparkify.output import add_secret, mask_secrets, masked
 
 log = logging.getLogger("sparkify")
 
@@ -146,7 +146,7 @@ def admin_connection(config):
             )
         return warehouse.connect(config, dsn), parse_dsn(dsn).get("user") or getpass.getuser()
     settings = load_dwh_settings(config.path, need_password=True)
-    mask_secrets([settings["DWH_DB_PASSWORD"]])
+    add_secret(settings["DWH_DB_PASSWORD"])
     user = settings["DWH_DB_USER"]
     return warehouse.connect(config, (user, settings["DWH_DB_PASSWORD"])), user
 

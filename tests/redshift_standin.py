@@ -220,7 +220,13 @@ class StandInCursor(psycopg2.extras.LoggingCursor):
         if text.lstrip().upper().startswith("CREATE TABLE"):
             create_varchar_domains(self, text)
             text = redshift_text_columns(REDSHIFT_LAYOUT.sub(")", text))
-        return super().execute(postgres_role_syntax(text), vars)
+        postgres_text = postgres_role_syntax(text)
+        if postgres_text == text:
+            return super().execute(text, vars)
+        try:  # PostgreSQL runs its own form; the log shows Redshift's, as sent
+            return psycopg2.extensions.cursor.execute(self, postgres_text, vars)
+        finally:
+            self.connection.log(self.mogrify(text, vars), self)
 
     def executemany(self, query, vars_list):
         vars_list = list(vars_list)

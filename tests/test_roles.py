@@ -5,11 +5,12 @@ analysts more is refused. Locally on PostgreSQL, and through aws_setup.py roles 
 Redshift stand-in."""
 
 import json
+import uuid
 
 import psycopg2
 import psycopg2.errors
 import pytest
-from conftest import ANALYSTS, event, song, write_config
+from conftest import event, song, write_config
 from test_redshift_path import make_bucket, upload, write_rs_config
 
 import analytics
@@ -20,6 +21,14 @@ import sql_queries
 from sparkify import roles
 
 LOADER, ANALYST, OPERATOR = "sparkify_loader", "sparkify_ana", "sparkify_ops"
+ANALYSTS, OPERATORS = "sparkify_analysts", "sparkify_operators"
+NAMES = {
+    "LOADER": LOADER,
+    "ANALYST": ANALYST,
+    "OPERATOR": OPERATOR,
+    "ANALYSTS": ANALYSTS,
+    "OPERATORS": OPERATORS,
+}
 STAR = [table.name for table in sql_queries.STAR_TABLES]
 NOT_FOR_ANALYSTS = [
     table.name
@@ -35,10 +44,26 @@ def as_user(dsn, user):
     return f"{dsn} user={user}"
 
 
-def write_role_config(folder, dsn, data_dir, name="dwh.cfg", user=LOADER, **roles_settings):
-    """A local config that connects as user, with the admin's DSN and [ROLES]."""
-    path = write_config(folder, as_user(dsn, user), data_dir)
-    settings = {"ANALYST_USERS": ANALYST, "OPERATOR_USERS": OPERATOR, **roles_settings}
+@pytest.fixture(autouse=True)
+def users_of_its_own(monkeypatch):
+    """Roles and users of each test's own: PostgreSQL's belong to the whole server, so one
+    another test made would hide one this test's admin step failed to make."""
+    suffix = uuid.uuid4().hex[:6]
+    for constant, name in NAMES.items():
+        monkeypatch.setitem(globals(), constant, f"{name}_{suffix}")
+
+
+def write_role_config(folder, dsn, data_dir, name="dwh.cfg", user=None, **roles_settings):
+    """A local config that connects as user (default: the loader), with the admin's DSN
+    and [ROLES]."""
+    path = write_config(folder, as_user(dsn, user or LOADER), data_dir)
+    settings = {
+        "ANALYSTS": ANALYSTS,
+        "OPERATORS": OPERATORS,
+        "ANALYST_USERS": ANALYST,
+        "OPERATOR_USERS": OPERATOR,
+        **roles_settings,
+    }
     text = path.read_text().replace("[LOCAL]\n", f"[LOCAL]\nADMIN_DSN = {dsn}\n")
     text += "[ROLES]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items())
     target = path.with_name(name)
@@ -149,6 +174,9 @@ def test_analytics_runs_as_an_analyst_and_etl_as_one_is_refused_in_one_line(
     code, out = run(etl, "--config", operator, "--history")
     assert code == 0, out
     assert "committed" in out
+    code, out = run(etl, "--config", operator, "--status")
+    assert code == 0, out
+    assert "the warehouse is up to date" in out
 
 
 def test_create_tables_keeps_the_grants_true_and_follows_analyst_tables(
@@ -207,20 +235,23 @@ def test_the_loaders_password_is_set_and_never_printed(dsn, tmp_path, generated,
     [
         ({"ANALYST_TABLES": "songplays, load_rejects"}, "ANALYST_TABLES names load_rejects"),
         ({"ANALYST_TABLES": "staging_events"}, "analysts may read only the star"),
-        ({"ANALYST_USERS": f"{ANALYST}, {LOADER}"}, "sparkify_loader is the loader"),
-        ({"ANALYST_USERS": OPERATOR}, "is also an operator"),
-        ({"ANALYSTS": "sparkify_operators"}, "give them two roles"),
-        ({"ANALYSTS": LOADER}, "has the name of a user"),
+        ({"ANALYST_USERS": "{ANALYST}, {LOADER}"}, "is the loader, who owns every table"),
+        ({"ANALYST_USERS": "{OPERATOR}"}, "is also an operator"),
+        ({"ANALYSTS": "{OPERATORS}"}, "give them two roles"),
+        ({"ANALYSTS": "{LOADER}"}, "has the name of a user"),
         ({"ANALYST_USERS": "Robert'); DROP TABLE songs; --"}, "is not a database name"),
     ],
 )
 def test_a_config_granting_analysts_more_than_the_star_is_refused(
     settings, words, dsn, tmp_path, generated, run, query
 ):
+    names = {constant: globals()[constant] for constant in NAMES}
+    settings = {key: value.format(**names) for key, value in settings.items()}
     config = write_role_config(tmp_path, dsn, generated, **settings)
     code, out = run(roles, "--config", config)
     assert code == 2, out
-    assert words in out and "Traceback" not in out
+    assert words in out, out
+    assert "Traceback" not in out
     assert len([line for line in out.splitlines() if line]) == 1, out
 
 
@@ -248,6 +279,8 @@ def redshift_with_roles(s3_server, standin, tmp_path, generated, run, monkeypatc
         path = write_rs_config(
             tmp_path,
             CLUSTER_DB_USER=user,
+            ROLES_ANALYSTS=ANALYSTS,
+            ROLES_OPERATORS=OPERATORS,
             ROLES_ANALYST_USERS=ANALYST,
             ROLES_OPERATOR_USERS=OPERATOR,
             DWH_DWH_DB_USER="postgres",
@@ -261,8 +294,9 @@ def test_on_redshift_aws_setup_makes_the_roles_and_the_analyst_reads_only_the_st
     redshift_with_roles, standin, run, query
 ):
     loader = redshift_with_roles(LOADER, "loader.cfg")
-    code, out = run(aws_setup, "roles", "--config", loader)
+    code, out = run(aws_setup, "roles", "--config", loader, "--verbose")
     assert code == 0, out
+    assert f"CREATE ROLE {ANALYSTS}" in out and f"CREATE USER {ANALYST} PASSWORD DISABLE" in out  # --verbose
     assert "Master-Pw-123" not in out and "Standin-Pw-1" not in out
     code, out = run(create_tables, "--config", loader)
     assert code == 0, out
@@ -281,3 +315,16 @@ def test_on_redshift_aws_setup_makes_the_roles_and_the_analyst_reads_only_the_st
     assert code == 0, out
     code, out = run(etl, "--config", analyst)
     assert code == 2 and "Traceback" not in out, out
+
+
+def test_aws_setup_refuses_a_config_granting_analysts_more_than_the_star(
+    redshift_with_roles, run, monkeypatch
+):
+    monkeypatch.setenv("SPARKIFY_ROLES_ANALYST_TABLES", "songplays, load_rejects")
+    code, out = run(aws_setup, "roles", "--config", redshift_with_roles(LOADER, "loader.cfg"))
+    assert code == 2, out
+    assert (
+        out.startswith("error: ")
+        and "ANALYST_TABLES names load_rejects" in out
+        and len(out.splitlines()) == 1
+    )
