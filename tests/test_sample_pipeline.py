@@ -81,7 +81,9 @@ def test_create_tables_drops_what_was_loaded(real_sample, load, run, config_for,
     assert query("SELECT COUNT(*) FROM songplays") == [(0,)]
 
 
-def test_make_demo_runs_the_pipeline_on_a_given_folder(real_sample, dsn, monkeypatch, capsys, tmp_path):
+def test_make_demo_runs_the_pipeline_on_a_given_folder(
+    real_sample, dsn, monkeypatch, capsys, tmp_path, query
+):
     import demo
 
     monkeypatch.setenv("SPARKIFY_LOCAL_DSN", dsn)
@@ -89,6 +91,12 @@ def test_make_demo_runs_the_pipeline_on_a_given_folder(real_sample, dsn, monkeyp
     out = capsys.readouterr().out
     assert "songplays            0        6820   6820" in out
     assert (tmp_path / "demo" / "dwh.cfg").read_text().count(str(real_sample.resolve())) == 3
+    # run as the loader, though SPARKIFY_LOCAL_DSN (the admin's) overrides every config's DSN
+    owners = query(
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename IN ('songplays', 'load_rejects')"
+    )
+    assert owners == [(demo.LOADER,)]
+    assert demo.analyst_config(tmp_path / "demo" / "dwh.cfg").read_text().count(f"user={demo.ANALYST}") == 1
 
 
 def test_make_demo_generates_its_data_by_default(dsn, monkeypatch, capsys, tmp_path):
