@@ -96,7 +96,10 @@ def test_make_demo_runs_the_pipeline_on_a_given_folder(
         "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename IN ('songplays', 'load_rejects')"
     )
     assert owners == [(demo.LOADER,)]
-    assert demo.analyst_config(tmp_path / "demo" / "dwh.cfg").read_text().count(f"user={demo.ANALYST}") == 1
+    monkeypatch.delenv("SPARKIFY_LOCAL_DSN")  # else it is every config's DSN
+    analyst = demo.analyst_config(tmp_path / "demo" / "dwh.cfg")
+    assert etl.main(["--config", str(analyst), "--history"]) == 2
+    assert "permission denied for table etl_runs" in capsys.readouterr().out
 
 
 def test_make_demo_generates_its_data_by_default(dsn, monkeypatch, capsys, tmp_path):
