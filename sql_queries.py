@@ -1339,12 +1339,15 @@ held_plays AS (
       )
 ),
 
-best_copies AS (
+best_copy_and_song AS (
     -- Each play's best copy, by its own columns (staging may hold one natural key
-    -- twice, with different songs: which one is kept must not depend on the catalogue);
-    -- a tie keeps the held row.
+    -- twice, with different songs: which one is kept must not depend on the catalogue;
+    -- a tie keeps the held row), and that copy's closest song: one ranking, since rows
+    -- of one copy are alike in every column it orders by.
     SELECT
         c.*,
+        s.song_id,
+        s.artist_id,
         ROW_NUMBER() OVER (
             PARTITION BY c.songplay_id
             ORDER BY
@@ -1354,29 +1357,16 @@ best_copies AS (
                 c.level, OCTET_LENGTH(c.level),
                 c.location, OCTET_LENGTH(c.location),
                 c.user_agent, OCTET_LENGTH(c.user_agent),
-                c.held DESC
-        ) AS copy_rank
+                c.held DESC,
+                {_closest_song_first("s", "c.length")}
+        ) AS preference
     FROM (
         SELECT * FROM plays
         UNION ALL
         SELECT * FROM held_plays
     ) AS c
-),
-
-plays_with_best_song AS (
-    SELECT
-        p.*,
-        s.song_id,
-        s.artist_id,
-        ROW_NUMBER() OVER (
-            PARTITION BY p.songplay_id
-            ORDER BY {_closest_song_first("s", "p.length")}
-        ) AS preference
-    FROM best_copies AS p
     LEFT JOIN songs AS s
-        ON {_song_match("s", "p.song", "p.artist")}
-    WHERE p.copy_rank = 1
-      AND p.held = 0
+        ON {_song_match("s", "c.song", "c.artist")}
 )
 
 SELECT
@@ -1393,8 +1383,9 @@ SELECT
     b.song AS song_title,
     b.artist AS artist_name,
     b.length AS song_length
-FROM plays_with_best_song AS b
+FROM best_copy_and_song AS b
 WHERE b.preference = 1
+  AND b.held = 0
 """
 
 # A held row a better staged copy replaces (new plays have none).
