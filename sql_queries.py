@@ -2109,9 +2109,11 @@ LATEST_PLAY_SQL = "SELECT MAX(start_time) FROM songplays"
 # Operators (a role) read the star, the history of runs, the ledger and the rejects. An
 # admin (Redshift's master user, a PostgreSQL superuser) makes the roles and users once
 # (sparkify/roles.py); create_tables.py grants on the tables each time it makes them.
-# Redshift: r_GRANT.html ("GRANT … ON [ TABLE ] table_name … TO { username | ROLE role_name
-# | GROUP group_name | PUBLIC }", "GRANT ROLE role_name TO { username | ROLE role_name }"),
-# r_REVOKE.html, r_CREATE_ROLE.html, r_CREATE_USER.html, r_ALTER_TABLE.html ("OWNER TO").
+# Redshift (synopses abridged): r_GRANT.html ("GRANT … ON { [ TABLE ] table_name [, ...] |
+# … } TO { username [ WITH GRANT OPTION ] | ROLE role_name | GROUP group_name | PUBLIC }",
+# "GRANT { ROLE role_name } [, ...] TO { { user_name [ WITH ADMIN OPTION ] } | ROLE
+# role_name }"), r_REVOKE.html, r_CREATE_ROLE.html, r_CREATE_USER.html, r_ALTER_TABLE.html
+# ("OWNER TO new_owner").
 # No ALTER DEFAULT PRIVILEGES: it would hand the analysts every table the loader makes,
 # staging and ledgers too; each table is granted by name instead.
 
@@ -2150,12 +2152,27 @@ def table_grants(engine, analysts, operators, analyst_tables, existing=None):
 
 # --- What the admin makes (sparkify/roles.py) -----------------------------------------------
 
-# The roles and users that exist already (CREATE ROLE and CREATE USER have no IF NOT EXISTS
-# on Redshift: r_CREATE_ROLE.html, r_CREATE_USER.html). Redshift lists roles in SVV_ROLES
-# (r_SVV_ROLES.html) and users in PG_USER (r_Users.html: "select usename from pg_user").
+# The roles, users and memberships that exist already: CREATE ROLE and CREATE USER have no
+# IF NOT EXISTS on Redshift (r_CREATE_ROLE.html, r_CREATE_USER.html), and whether GRANT ROLE
+# sent again is harmless there is not documented, so the admin's step reads them first.
+# Redshift lists roles in SVV_ROLES (r_SVV_ROLES.html), members in SVV_USER_GRANTS
+# (r_SVV_USER_GRANTS.html: user_name, role_name) and users in PG_USER (r_Users.html: "To
+# view a list of users, query the PG_USER catalog table"). Keyed by Engine.role_catalogs.
 EXISTING_ROLES_SQL = {
-    "svv_roles": "SELECT role_name FROM svv_roles WHERE role_name IN %s",
-    "pg_roles": "SELECT rolname FROM pg_roles WHERE NOT rolcanlogin AND rolname IN %s",
+    "svv": "SELECT role_name FROM svv_roles WHERE role_name IN %s",
+    "pg": "SELECT rolname FROM pg_roles WHERE NOT rolcanlogin AND rolname IN %s",
+}
+EXISTING_MEMBERS_SQL = {
+    "svv": "SELECT user_name, role_name FROM svv_user_grants WHERE role_name IN %s",
+    "pg": """
+SELECT
+    member.rolname,
+    role.rolname
+FROM pg_auth_members AS m
+JOIN pg_roles AS role ON role.oid = m.roleid
+JOIN pg_roles AS member ON member.oid = m.member
+WHERE role.rolname IN %s
+""",
 }
 EXISTING_USERS_SQL = "SELECT usename FROM pg_user WHERE usename IN %s"
 OWNED_BY_OTHERS_SQL = """
@@ -2205,9 +2222,10 @@ def grant_role_sql(role, user, engine):
     return f"GRANT {'ROLE ' if engine.role_keyword else ''}{role} TO {user_sql(user)}"
 
 
-# Only the loader makes tables: on Redshift every user may create in schema public unless
-# revoked (r_REVOKE.html: "revoke create on schema public from public"); PostgreSQL 15 and
-# later already grant it to the database's owner only.
+# Only the loader makes tables: on Redshift "By default, all users have CREATE and USAGE
+# permissions on the PUBLIC schema" (r_REVOKE.html; the statement is r_REVOKE-usage-notes.
+# html's own example); PostgreSQL 15 and later grant CREATE to the database's owner only in
+# a new database, while one upgraded or restored from an older release keeps PUBLIC's.
 def schema_privilege_statements(loader):
     return (
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",

@@ -61,7 +61,7 @@ KEYS = (
     # files is gone from the source (a wrong path, an emptied folder): --allow-retract.
     Key("ETL", "RETRACT_LIMIT_PERCENT", "10", TARGETS),
     Key("LOCAL", "DSN", None, (LOCAL,), secret=True),
-    # A superuser's (or a CREATEROLE role's) DSN, read only when making the roles
+    # A superuser's DSN, read only when making the roles
     # (python -m sparkify.roles); the DSN above is the loader's.
     Key("LOCAL", "ADMIN_DSN", "", (LOCAL,), secret=True),
     Key("CLUSTER", "HOST", None, (REDSHIFT,)),
@@ -346,7 +346,9 @@ def _validate(values, target, path):
 # A role or user name as the roles' SQL writes it, unquoted: Redshift folds names to lower
 # case and allows letters, digits, underscores and dollar signs (r_names.html). A user may
 # also be an IAM identity as Redshift names it ("IAM:alice", "IAMR:etl-role"), quoted in SQL.
-DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_$]{0,126}")
+# At most 63 bytes, PostgreSQL's limit (Redshift's is 127), and not PUBLIC, which both
+# engines reserve for everyone (r_CREATE_USER.html: a name "can't be PUBLIC").
+DATABASE_NAME = re.compile(r"(?!public$)[a-z_][a-z0-9_$]{0,62}")
 IAM_USER_NAME = re.compile(r"IAMR?:[A-Za-z0-9_+=,.@-]{1,64}")
 
 

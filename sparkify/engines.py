@@ -26,8 +26,9 @@ class Engine(NamedTuple):
     serializable_tables: bool  # reading a table others write outside the lock risks error 1023
     # who may do what
     role_keyword: bool  # GRANT/REVOKE name a role "ROLE name", and a role is granted with GRANT ROLE
-    roles_catalog: str  # the system view that lists roles, as (name) rows: see sql_queries
+    role_catalogs: str  # "svv": SVV_ROLES and SVV_USER_GRANTS list roles and members; "pg": pg_roles
     password_disable: bool  # CREATE USER … PASSWORD DISABLE: a user that logs in only through IAM
+    md5_passwords: bool  # a password is sent as 'md5' + MD5(password + user name), never in clear
 
 
 POSTGRES = Engine(
@@ -46,8 +47,9 @@ POSTGRES = Engine(
     savepoints=True,
     serializable_tables=False,
     role_keyword=False,
-    roles_catalog="pg_roles",
+    role_catalogs="pg",
     password_disable=False,
+    md5_passwords=False,  # PostgreSQL would keep an MD5 verifier, which SCRAM logins refuse
 )
 
 # Each Redshift capability is a page of Amazon's Redshift Database Developer Guide:
@@ -55,8 +57,10 @@ POSTGRES = Engine(
 # r_TRUNCATE.html; no indexes c_unsupported-postgresql-features.html; ANALYZE after
 # CREATE TABLE AS r_ANALYZE.html; savepoints c_unsupported-postgresql-functions.html
 # ("ROLLBACK TO SAVEPOINT"); error 1023 c_serial_isolation.html; roles r_GRANT.html
-# ("TO … ROLE role_name", "GRANT ROLE role_name TO"), r_SVV_ROLES.html, r_CREATE_USER.html
-# ("PASSWORD DISABLE").
+# ("TO … ROLE role_name", "GRANT ROLE role_name TO"), r_SVV_ROLES.html, r_SVV_USER_GRANTS.html,
+# r_CREATE_USER.html ("PASSWORD DISABLE"; "As a more secure alternative to passing the
+# CREATE USER password parameter as clear text, you can specify an MD5 hash of a string
+# that includes the password and user name").
 REDSHIFT = Engine(
     target="redshift",
     enforces_keys=False,
@@ -73,8 +77,9 @@ REDSHIFT = Engine(
     savepoints=False,
     serializable_tables=True,
     role_keyword=True,
-    roles_catalog="svv_roles",
+    role_catalogs="svv",
     password_disable=True,
+    md5_passwords=True,
 )
 
 ENGINES = {engine.target: engine for engine in (POSTGRES, REDSHIFT)}

@@ -6,15 +6,18 @@ the star tables of ANALYST_TABLES, OPERATORS the star, the history of runs, the 
 and the rejects (create_tables.py grants them on each table it makes). This makes, once
 and again without harm:
   - the two roles, and the users of [ROLES] ANALYST_USERS and OPERATOR_USERS as members;
-  - the loader, with the config's password (none: Redshift's temporary credentials);
-    analysts and operators without one (Redshift: PASSWORD DISABLE, IAM only);
+  - the loader, with the config's password (with none, Redshift's PASSWORD DISABLE:
+    temporary IAM credentials only); analysts and operators without one (Redshift:
+    PASSWORD DISABLE, IAM only);
   - CREATE on schema public for the loader only;
   - the tables of an older warehouse handed to the loader, and their grants made true.
-Passwords are sent as parameters and never printed (--verbose masks them).
+What exists already (roles, users, memberships) is read first and not sent again. A
+password is a statement parameter (psycopg2 writes it into the text the server gets; on
+Redshift as its MD5 hash) and is never printed: --verbose and --dry-run mask it.
 
 Redshift: `python aws_setup.py roles` runs this as the cluster's master user ([DWH]
 DWH_DB_USER, SPARKIFY_DWH_DWH_DB_PASSWORD). PostgreSQL: as [LOCAL] ADMIN_DSN, a superuser
-or a role with CREATEROLE.
+(a CREATEROLE role may not grant on tables or schema public it does not own).
 
 examples:
   python -m sparkify.roles --config dwh.cfg
@@ -22,6 +25,7 @@ examples:
 """
 
 import getpass
+import hashlib
 import logging
 import sys
 
@@ -86,51 +90,85 @@ class Statement:
 
 def plan(cursor, config):
     """Every statement still needed, read from what the database holds now."""
-    engine = config.engine
-    loader = config.loader
-    roles = (config.analysts, config.operators)
     members = {
         config.analysts: config.members("ANALYST_USERS"),
         config.operators: config.members("OPERATOR_USERS"),
     }
-    users = (loader, *members[config.analysts], *members[config.operators])
-    cursor.execute(sql_queries.EXISTING_ROLES_SQL[engine.roles_catalog], (roles,))
-    existing_roles = {name for (name,) in cursor.fetchall()}
-    cursor.execute(sql_queries.EXISTING_USERS_SQL, (users,))
-    existing_users = {name for (name,) in cursor.fetchall()}
-    password = config.loader_password
-    steps = [
+    return [
+        *_missing_roles(cursor, config.engine, tuple(members)),
+        *_users(cursor, config, (config.loader, *(user for users in members.values() for user in users))),
+        *_missing_memberships(cursor, config.engine, members),
+        *(
+            Statement(f"schema public: only {config.loader} creates", sql)
+            for sql in sql_queries.schema_privilege_statements(config.loader)
+        ),
+        *_tables(cursor, config),
+    ]
+
+
+def _missing_roles(cursor, engine, roles):
+    cursor.execute(sql_queries.EXISTING_ROLES_SQL[engine.role_catalogs], (roles,))
+    existing = {name for (name,) in cursor.fetchall()}
+    return [
         Statement(f"created role {role}", sql_queries.create_role_sql(role))
         for role in roles
-        if role not in existing_roles
+        if role not in existing
     ]
+
+
+def _users(cursor, config, users):
+    """Each user that is missing; the loader's password set when the config has one."""
+    cursor.execute(sql_queries.EXISTING_USERS_SQL, (users,))
+    existing = {name for (name,) in cursor.fetchall()}
+    password = config.loader_password
+    steps = []
     for user in users:
-        with_password = user == loader and password is not None
-        if user not in existing_users:
-            sql = sql_queries.create_user_sql(user, engine, with_password)
-            steps.append(Statement(f"created user {user}", sql, (password,) if with_password else None))
+        with_password = user == config.loader and password is not None
+        parameters = (sent_password(config.engine, user, password),) if with_password else None
+        if user not in existing:
+            sql = sql_queries.create_user_sql(user, config.engine, with_password)
+            steps.append(Statement(f"created user {user}", sql, parameters))
         elif with_password:
             steps.append(
-                Statement(f"set {user}'s password", sql_queries.alter_password_sql(user), (password,))
+                Statement(f"set {user}'s password", sql_queries.alter_password_sql(user), parameters)
             )
-    steps += [
+    return steps
+
+
+def sent_password(engine, user, password):
+    """The password as the statement carries it: on Redshift 'md5' + MD5(password + user
+    name), r_CREATE_USER.html's "more secure alternative" to clear text (masked as well:
+    it logs in as the password does)."""
+    if not engine.md5_passwords:
+        return password
+    hashed = "md5" + hashlib.md5((password + user).encode()).hexdigest()
+    add_secret(hashed)
+    return hashed
+
+
+def _missing_memberships(cursor, engine, members):
+    cursor.execute(sql_queries.EXISTING_MEMBERS_SQL[engine.role_catalogs], (tuple(members),))
+    existing = set(cursor.fetchall())
+    return [
         Statement(f"granted {role} to {user}", sql_queries.grant_role_sql(role, user, engine))
-        for role in roles
-        for user in members[role]
+        for role, users in members.items()
+        for user in users
+        if (user, role) not in existing
     ]
-    steps += [
-        Statement(f"schema public: only {loader} creates", sql)
-        for sql in sql_queries.schema_privilege_statements(loader)
-    ]
+
+
+def _tables(cursor, config):
+    """The project's tables that exist: handed to the loader, their grants made true."""
+    loader = config.loader
     cursor.execute(sql_queries.OWNED_BY_OTHERS_SQL, (sql_queries.OWNED_TABLES, loader))
-    steps += [
+    steps = [
         Statement(f"handed {table} to {loader}", sql_queries.owner_to_sql(table, loader))
         for (table,) in cursor.fetchall()
     ]
     cursor.execute(sql_queries.EXISTING_TABLES_SQL, (sql_queries.OWNED_TABLES,))
-    existing_tables = [name for (name,) in cursor.fetchall()]
+    existing = [name for (name,) in cursor.fetchall()]
     grants = sql_queries.table_grants(
-        engine, config.analysts, config.operators, config.analyst_tables, existing_tables
+        config.engine, config.analysts, config.operators, config.analyst_tables, existing
     )
     return steps + [Statement(what, sql) for what, sql in grants]
 

@@ -94,7 +94,7 @@ def make_default_roles(server_dsn):
     roles belong to the cluster, not to one database); tests/test_roles.py makes users."""
     conn = _admin(server_dsn)
     with conn.cursor() as cur:
-        cur.execute(sql_queries.EXISTING_ROLES_SQL["pg_roles"], ((ANALYSTS, OPERATORS),))
+        cur.execute(sql_queries.EXISTING_ROLES_SQL["pg"], ((ANALYSTS, OPERATORS),))
         present = {name for (name,) in cur.fetchall()}
         for role in {ANALYSTS, OPERATORS} - present:
             cur.execute(sql_queries.create_role_sql(role))

@@ -253,7 +253,8 @@ COMMANDS = (
     Command(
         "ALTER USER",
         "r_ALTER_USER.html",
-        "ALTER USER username [ WITH ] option [, ... ], option PASSWORD { 'password' | 'md5hash' | DISABLE }",
+        "ALTER USER username [ WITH ] option [, ... ] where option is … | PASSWORD { 'password' | 'md5hash'"
+        " | DISABLE } [ VALID UNTIL 'expiration_date' ] | …",
         rf"ALTER USER {NAME}(?: WITH)? PASSWORD (?:'…'|DISABLE)",
     ),
     Command(

@@ -10,8 +10,10 @@ sends, with one piece of test code for what PostgreSQL cannot do, COPY … FROM 
   UNION and PARTITION BY ignore trailing blanks, OCTET_LENGTH counts them, values keep
   them as stored, and text orders by bytes (`redshift_text_columns`).
 - Roles and grants are PostgreSQL's, from Redshift's syntax ("TO ROLE r", "GRANT ROLE r
-  TO u", PASSWORD DISABLE: `postgres_role_syntax`); svv_roles is a view of the roles that
-  cannot log in. The test server trusts every local login, so passwords are not checked.
+  TO u", PASSWORD DISABLE: `postgres_role_syntax`); a role named without ROLE, which
+  Redshift reads as a user, fails the test. svv_roles and svv_user_grants are views of
+  PostgreSQL's roles and memberships. The test server trusts every local login, so
+  passwords are not checked.
 - stl_load_errors and sys_load_error_detail are tables shaped as documented
   (r_STL_LOAD_ERRORS.html, SYS_LOAD_ERROR_DETAIL.html), in UTC. GETDATE() is a function
   returning the statement's start in the session's time zone, in whole seconds
@@ -106,6 +108,15 @@ CREATE OR REPLACE VIEW svv_roles AS
            CAST(NULL AS VARCHAR(128)) AS role_owner, CAST(NULL AS VARCHAR(128)) AS external_id
     FROM pg_roles
     WHERE NOT rolcanlogin;
+-- r_SVV_USER_GRANTS.html: user_id, user_name, role_id, role_name, admin_option.
+CREATE OR REPLACE VIEW svv_user_grants AS
+    SELECT CAST(member.oid AS INTEGER) AS user_id, CAST(member.rolname AS VARCHAR(128)) AS user_name,
+           CAST(role.oid AS INTEGER) AS role_id, CAST(role.rolname AS VARCHAR(128)) AS role_name,
+           m.admin_option
+    FROM pg_auth_members AS m
+    JOIN pg_roles AS role ON role.oid = m.roleid
+    JOIN pg_roles AS member ON member.oid = m.member
+    WHERE member.rolcanlogin;
 CREATE SEQUENCE IF NOT EXISTS standin_query_id;
 CREATE OR REPLACE FUNCTION getdate() RETURNS TIMESTAMP
     LANGUAGE SQL STABLE
@@ -220,6 +231,13 @@ class StandInCursor(psycopg2.extras.LoggingCursor):
         if text.lstrip().upper().startswith("CREATE TABLE"):
             create_varchar_domains(self, text)
             text = redshift_text_columns(REDSHIFT_LAYOUT.sub(")", text))
+        roles = grantees_that_are_roles(self, text)
+        if roles:
+            REFUSED.append((text, [f"{', '.join(roles)}: a role named without ROLE, a user on Redshift"]))
+            raise AssertionError(
+                f"the Redshift path named the role {', '.join(roles)} without ROLE, which Redshift reads"
+                f" as a user name (r_GRANT.html):\n{text.strip()}"
+            )
         postgres_text = postgres_role_syntax(text)
         if postgres_text == text:
             return super().execute(text, vars)
@@ -263,8 +281,26 @@ class StandInCursor(psycopg2.extras.LoggingCursor):
 ROLE_SYNTAX = (
     (re.compile(r"^(\s*GRANT\s+)ROLE\s+", re.I), r"\1"),
     (re.compile(r"\b(TO|FROM)\s+ROLE\s+(\w+)", re.I), r"\1 \2"),
-    (re.compile(r"^(\s*CREATE\s+USER\s+\w+)\s+PASSWORD\s+DISABLE\b", re.I), r"\1"),
+    (re.compile(r'^(\s*CREATE\s+USER\s+(?:\w+|"[^"]+"))\s+PASSWORD\s+DISABLE\b', re.I), r"\1"),
 )
+# A bare name after TO or FROM in GRANT and REVOKE is a user on Redshift (r_GRANT.html:
+# "username | ROLE role_name | GROUP group_name | PUBLIC"); PostgreSQL would take a role there.
+BARE_GRANTEES = re.compile(r'\b(?:TO|FROM)\s+((?!ROLE\b|GROUP\b|PUBLIC\b)(?:\w+|"[^"]+"))', re.I)
+
+
+def grantees_that_are_roles(cursor, text):
+    """The bare names a GRANT or REVOKE sends that are roles, not users."""
+    if not re.match(r"\s*(GRANT|REVOKE)\b", text, re.I):
+        return []
+    names = [
+        name.strip('"') if name.startswith('"') else name.lower() for name in BARE_GRANTEES.findall(text)
+    ]
+    if not names:
+        return []
+    psycopg2.extensions.cursor.execute(
+        cursor, "SELECT rolname FROM pg_roles WHERE NOT rolcanlogin AND rolname = ANY(%s)", (names,)
+    )
+    return [name for (name,) in cursor.fetchall()]
 
 
 def postgres_role_syntax(text):

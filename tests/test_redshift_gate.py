@@ -340,6 +340,20 @@ def test_a_named_cursor_is_refused_for_its_without_hold_declare(standin):
     redshift_standin.REFUSED.clear()
 
 
+def test_a_role_named_without_role_is_refused_as_redshift_would_read_a_user(standin, query):
+    query("CREATE TABLE t (a INTEGER)")
+    conn = redshift_standin.connect(standin)
+    conn.initialize(logging.getLogger("sparkify"))
+    try:
+        with pytest.raises(AssertionError, match="named the role sparkify_analysts without ROLE"):
+            conn.cursor().execute("GRANT SELECT ON TABLE t TO sparkify_analysts")
+        conn.rollback()
+        conn.cursor().execute("GRANT SELECT ON TABLE t TO ROLE sparkify_analysts")
+    finally:
+        conn.close()
+    redshift_standin.REFUSED.clear()
+
+
 def test_copy_expert_executemany_and_the_load_error_logs_pass_the_gate_first(standin):
     conn = redshift_standin.connect(standin)
     conn.initialize(logging.getLogger("sparkify"))

@@ -68,7 +68,8 @@ def redshift_statements():
     yield sql_queries.INVALID_USER_ID_EVENTS_DELETE
     yield sql_queries.TABLES_OWNED_BY_OTHERS_SQL
     yield from (sql for _, sql in sql_queries.table_grants(engine, "analysts", "operators", ("songplays",)))
-    yield sql_queries.EXISTING_ROLES_SQL[engine.roles_catalog]
+    yield sql_queries.EXISTING_ROLES_SQL[engine.role_catalogs]
+    yield sql_queries.EXISTING_MEMBERS_SQL[engine.role_catalogs]
     yield sql_queries.EXISTING_USERS_SQL
     yield sql_queries.OWNED_BY_OTHERS_SQL
     yield sql_queries.EXISTING_TABLES_SQL

@@ -223,7 +223,7 @@ def test_an_older_warehouse_is_handed_to_the_loader(dsn, tmp_path, generated, ru
 def test_roles_run_again_do_no_harm(warehouse_with_roles, run):
     code, out = run(roles, "--config", warehouse_with_roles)
     assert code == 0, out
-    assert "created" not in out
+    assert "created" not in out and f"granted {ANALYSTS} to" not in out  # memberships read first
 
 
 def test_the_loaders_password_is_set_and_never_printed(dsn, tmp_path, generated, run, query):
@@ -259,6 +259,8 @@ def scram_matches(stored, password):
         ({"ANALYSTS": "{OPERATORS}"}, "give them two roles"),
         ({"ANALYSTS": "{LOADER}"}, "has the name of a user"),
         ({"ANALYST_USERS": "Robert'); DROP TABLE songs; --"}, "is not a database name"),
+        ({"ANALYST_USERS": "public"}, "is not a database name"),
+        ({"ANALYST_USERS": "a" * 64}, "is not a database name"),
         ({"ANALYST_USERS": "{ADMIN}"}, "is the admin, who reads every table"),
         ({"OPERATOR_USERS": "{OPERATOR}, {LOADER}"}, "cannot be an operator too"),
         ({"LOADER": "Loader-X"}, "the loader's user name 'Loader-X' is not a database name"),
@@ -331,6 +333,9 @@ def test_on_redshift_aws_setup_makes_the_roles_and_the_analyst_reads_only_the_st
     assert code == 0, out
     tables = owners(query)
     assert {tables[t.name] for t in sql_queries.ALL_TABLES} == {LOADER}
+    # the password went as r_CREATE_USER.html's MD5 form, never in clear
+    md5 = "md5" + hashlib.md5(("Standin-Pw-1" + LOADER).encode()).hexdigest()
+    assert query("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (LOADER,)) == [(md5,)]
     assert attempt(standin, ANALYST, "SELECT COUNT(*) FROM songplays") is None
     for name in NOT_FOR_ANALYSTS:
         assert refused(standin, ANALYST, f"SELECT * FROM {name} LIMIT 1"), name
@@ -362,3 +367,20 @@ def test_a_loader_password_redshift_would_refuse_is_refused_unshown(redshift_wit
     code, out = run(aws_setup, "roles", "--config", redshift_with_roles(LOADER, "loader.cfg"))
     assert code == 2, out
     assert "is not a password Redshift accepts" in out and "short@1A" not in out
+
+
+def test_on_redshift_iam_identities_are_quoted_users(redshift_with_roles, standin, run, query, monkeypatch):
+    """Serverless's users are named after IAM identities: IAMR:<role> for the loader's,
+    IAM:<user> for an analyst's."""
+    loader, analyst = f"IAMR:etl_{LOADER}", f"IAM:alice_{ANALYST}"
+    monkeypatch.setenv("SPARKIFY_ROLES_ANALYST_USERS", analyst)
+    config = redshift_with_roles(loader, "loader.cfg")
+    code, out = run(aws_setup, "roles", "--config", config, "--verbose")
+    assert code == 0, out
+    assert (
+        f'CREATE USER "{analyst}" PASSWORD DISABLE' in out and f'GRANT ROLE {ANALYSTS} TO "{analyst}"' in out
+    )
+    assert run(create_tables, "--config", config)[0] == 0
+    assert owners(query)["songplays"] == loader
+    assert attempt(standin, analyst, "SELECT COUNT(*) FROM songplays") is None
+    assert refused(standin, analyst, "SELECT COUNT(*) FROM load_rejects")
