@@ -50,7 +50,9 @@ def refuse_unusable_loader(config):
             " digits, _ and $, starting with a letter or _, or IAM:name / IAMR:name)"
         )
     password = config.loader_password
-    if config.engine.password_disable and password and not REDSHIFT_PASSWORD.fullmatch(password):
+    # Sent as its MD5 form, a password is not checked by Redshift ("it doesn't validate the
+    # password portion of the string", r_CREATE_USER.html): so it is checked here.
+    if config.engine.md5_passwords and password and not REDSHIFT_PASSWORD.fullmatch(password):
         raise ConfigError(
             f"{config.path}: [CLUSTER] DB_PASSWORD is not a password Redshift accepts: 8-64 characters"
             " with an upper-case letter, a lower-case letter and a digit, none of ' \" \\ / @ or a blank"
@@ -77,7 +79,7 @@ def refuse_overreach(config, admin):
         problems.append(f"{loader} is the loader and cannot be an operator too")
     if problems:
         raise ConfigError(
-            f"{config.path}: [ROLES] would grant analysts more than the star: {'; '.join(problems)}"
+            f"{config.path}: [ROLES] would let a user do more than their role: {'; '.join(problems)}"
         )
 
 
