@@ -445,16 +445,22 @@ def varchar_width(sql_type):
 # Tables this session's user does not own: Redshift Serverless's temporary credentials
 # name the database user after the IAM identity, and only an owner may drop a table or
 # COPY with STATUPDATE ON.
-TABLES_OWNED_BY_OTHERS_SQL = """
+def tables_owned_by_others_sql(owner="CURRENT_USER"):
+    """(table, owner) of the named tables someone other than owner owns (sparkify/roles.py:
+    owner %s, the loader, whose tables the admin hands over)."""
+    return f"""
 SELECT
     tablename,
     tableowner
 FROM pg_tables
 WHERE schemaname = CURRENT_SCHEMA()
   AND tablename IN %s
-  AND tableowner <> CURRENT_USER
+  AND tableowner <> {owner}
 ORDER BY tablename
 """
+
+
+TABLES_OWNED_BY_OTHERS_SQL = tables_owned_by_others_sql()
 CURRENT_USER_SQL = "SELECT CURRENT_USER"
 
 
@@ -2175,16 +2181,6 @@ WHERE role.rolname IN %s
 """,
 }
 EXISTING_USERS_SQL = "SELECT usename FROM pg_user WHERE usename IN %s"
-OWNED_BY_OTHERS_SQL = """
-SELECT tablename
-FROM pg_tables
-WHERE schemaname = CURRENT_SCHEMA()
-  AND tablename IN %s
-  AND tableowner <> %s
-ORDER BY tablename
-"""
-
-
 EXISTING_TABLES_SQL = """
 SELECT tablename
 FROM pg_tables

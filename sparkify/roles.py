@@ -162,10 +162,10 @@ def _missing_memberships(cursor, engine, members):
 def _tables(cursor, config):
     """The project's tables that exist: handed to the loader, their grants made true."""
     loader = config.loader
-    cursor.execute(sql_queries.OWNED_BY_OTHERS_SQL, (sql_queries.OWNED_TABLES, loader))
+    cursor.execute(sql_queries.tables_owned_by_others_sql("%s"), (sql_queries.OWNED_TABLES, loader))
     steps = [
         Statement(f"handed {table} to {loader}", sql_queries.owner_to_sql(table, loader))
-        for (table,) in cursor.fetchall()
+        for table, _ in cursor.fetchall()
     ]
     cursor.execute(sql_queries.EXISTING_TABLES_SQL, (sql_queries.OWNED_TABLES,))
     existing = [name for (name,) in cursor.fetchall()]

@@ -71,7 +71,7 @@ def redshift_statements():
     yield sql_queries.EXISTING_ROLES_SQL[engine.role_catalogs]
     yield sql_queries.EXISTING_MEMBERS_SQL[engine.role_catalogs]
     yield sql_queries.EXISTING_USERS_SQL
-    yield sql_queries.OWNED_BY_OTHERS_SQL
+    yield sql_queries.tables_owned_by_others_sql("%s")
     yield sql_queries.EXISTING_TABLES_SQL
     yield sql_queries.create_role_sql("analysts")
     password = "'Loader-Secret-42'"  # a parameter, as psycopg2 sends it
